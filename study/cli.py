@@ -1,0 +1,248 @@
+"""The `study` command: a thin layer that calls library functions and prints what they return.
+
+Exit codes: 0 success; 1 the sweep stopped early (too many failed trials); 2 bad input (sweep
+file, flag, storage URL or dataset), reported before anything is trained or written; 130
+interrupted by Ctrl-C (finished trials are kept; the same command resumes).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+)
+from rich.table import Table
+
+from study.config import ConfigError, load_sweep
+
+# TensorFlow prints CPU-feature and oneDNN notices at import; they say nothing actionable here.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+app = typer.Typer(
+    help="Tracked, reproducible RNN vs GRU vs LSTM hyperparameter studies (Optuna + MLflow).",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+# Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; logs are read wide.
+console = Console(width=None if sys.stdout.isatty() else 200)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+StorageOption = typer.Option(None, "--storage", help="Optuna storage URL [env RNN_STUDY_STORAGE; default sqlite:///mlruns/optuna.db]")
+TrackingOption = typer.Option(None, "--tracking-uri", help="MLflow tracking URI [env MLFLOW_TRACKING_URI; default sqlite:///mlruns/mlflow.db]")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+class RichReporter:
+    """Two progress bars (trials, and epochs of the current trial) and one line per trial."""
+
+    def __init__(self, searched: list[str], metric: str):
+        self.searched, self.metric = searched, metric
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+        )
+        self.trials_bar = self.progress.add_task("trials", total=None)
+        self.epochs_bar = self.progress.add_task("epochs", total=None, visible=False)
+        self.params: dict[str, Any] = {}
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def sweep_started(self, study_name: str, finished: int, target: int) -> None:
+        self.progress.update(self.trials_bar, description=f"{study_name}: trials", total=target, completed=finished)
+        if finished:
+            self.progress.console.print(f"resuming {study_name!r}: {finished} of {target} trials already finished")
+
+    def trial_started(self, number: int, params: dict[str, Any], epochs: int) -> None:
+        self.params = params
+        self.progress.reset(self.epochs_bar, total=epochs, visible=True,
+                            description=f"trial {number} ({_describe(params, self.searched)}): epochs")
+
+    def epoch_ended(self, number: int, epoch: int, logs: dict[str, float]) -> None:
+        value = logs.get(self.metric)
+        suffix = f" {self.metric}={value:.4f}" if value is not None and math.isfinite(value) else ""
+        self.progress.update(self.epochs_bar, advance=1,
+                             description=f"trial {number} ({_describe(self.params, self.searched)}):{suffix}")
+
+    def trial_ended(self, number: int, state: str, value: float | None, reason: str | None) -> None:
+        line = f"trial {number:>3} {_describe(self.params, self.searched)}"
+        if state == "FAIL":
+            self.progress.console.print(f"{line} [red]FAILED[/]: {reason}", highlight=False)
+        else:
+            self.progress.console.print(f"{line} -> best {self.metric} {value:.4f}", highlight=False)
+            self.progress.advance(self.trials_bar)
+        self.progress.update(self.epochs_bar, visible=False)
+
+
+def _describe(params: dict[str, Any], names: list[str]) -> str:
+    parts = []
+    for name in names:
+        value = params.get(name)
+        parts.append(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}")
+    return " ".join(parts) or "fixed configuration"
+
+
+@app.command()
+def sweep(
+    file: Path = typer.Argument(..., help="sweep file, e.g. sweeps/quick.yaml"),
+    trials: Optional[int] = typer.Option(None, "--trials", "-n", help="trials that must finish (default: the file's `trials`)"),
+    storage: Optional[str] = StorageOption,
+    tracking_uri: Optional[str] = TrackingOption,
+) -> None:
+    """Run a sweep, or resume it: finished trials are kept and the study continues to its target."""
+    from study.data import DataError
+    from study.sweep import run_sweep
+
+    try:
+        loaded = load_sweep(file)
+        config = loaded.config
+        with RichReporter(list(config.searched), config.objective.metric) as reporter:
+            result = run_sweep(loaded, trials=trials, storage=storage, tracking_uri=tracking_uri, reporter=reporter)
+    except (ConfigError, DataError) as err:
+        raise fail(str(err))
+    except KeyboardInterrupt:
+        raise fail(f"interrupted; finished trials are saved. Resume with: study sweep {file}", code=130)
+
+    for note in result.notes:
+        console.print(f"note: {note}")
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in result.counts.items() if n)
+    console.print(f"\nstudy {result.study_name!r}: {counts or 'no trials'} (target {result.target}); "
+                  f"this run started {result.started}")
+    if not result.best.empty:
+        title = "best trial per " + (", ".join(config.scientific) or "study")
+        console.print(dataframe_table(result.best, title=title))
+    console.print(f"trials: study show {result.study_name}   runs: study ui   (MLflow: {result.tracking_uri})")
+    if result.stopped_reason:
+        raise fail(result.stopped_reason, code=1)
+
+
+# --------------------------------------------------------------------------- list / show
+
+
+@app.command("list")
+def list_command(storage: Optional[str] = StorageOption) -> None:
+    """The studies in the storage, with trial counts by state and best value."""
+    from study.sweep import StudyNotFound, list_studies, resolve_storage
+
+    try:
+        table = list_studies(resolve_storage(storage))
+    except (ConfigError, StudyNotFound) as err:
+        raise fail(str(err))
+    if table.empty:
+        console.print("no studies yet: run `study sweep sweeps/quick.yaml`")
+        return
+    console.print(dataframe_table(table, title="studies"))
+
+
+@app.command()
+def show(
+    study_name: str = typer.Argument(..., metavar="STUDY", help="study name (the sweep file's `name`)"),
+    storage: Optional[str] = StorageOption,
+    csv: Optional[Path] = typer.Option(None, "--csv", help="also write every column to this CSV file"),
+) -> None:
+    """The trials of one study as a table (the same DataFrame as study.sweep.trials_table)."""
+    from study.sweep import StudyNotFound, resolve_storage, trials_table
+
+    try:
+        table = trials_table(study_name, resolve_storage(storage))
+    except (ConfigError, StudyNotFound) as err:
+        raise fail(str(err))
+    if csv is not None:
+        table.to_csv(csv, index=False)
+        console.print(f"wrote {len(table)} rows to {csv}")
+    console.print(dataframe_table(summary_columns(table), title=f"trials of {study_name}"))
+
+
+def summary_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """The columns worth reading on a terminal: scores, the params that vary, size, speed, errors."""
+    if table.empty:
+        return table
+    fixed_info = {"trial", "state", "param_count", "seconds_per_epoch", "train_seconds", "best_epoch", "seed",
+                  "fail_reason", "mlflow_run_id"}
+    scores = [c for c in table.columns if (c.startswith("best_") and c != "best_epoch") or c.startswith("test_")]
+    params = [c for c in table.columns if c not in fixed_info and c not in scores]
+    varying = [c for c in params if c == "cell" or table[c].astype(str).nunique() > 1]
+    columns = ["trial", "state", *scores, *varying, "param_count", "seconds_per_epoch"]
+    if table["fail_reason"].notna().any():
+        columns.append("fail_reason")
+    return table[[c for c in columns if c in table.columns]]
+
+
+def dataframe_table(frame: pd.DataFrame, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in frame.columns:
+        numeric = pd.api.types.is_numeric_dtype(frame[column])
+        table.add_column(str(column), justify="right" if numeric else "left", no_wrap=column != "fail_reason")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(_cell(value) for value in row))
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e5 else f"{value:.4f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+# --------------------------------------------------------------------------- ui
+
+
+@app.command()
+def ui(
+    tracking_uri: Optional[str] = TrackingOption,
+    host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 exposes the UI to your network"),
+    port: int = typer.Option(5000, help="port to serve on"),
+) -> None:
+    """Open the MLflow UI on this project's tracking store (bound to 127.0.0.1 by default)."""
+    from study.sweep import resolve_tracking_uri
+    from study.tracking import experiment_links, sqlite_path
+
+    try:
+        uri = resolve_tracking_uri(tracking_uri)
+    except ConfigError as err:
+        raise fail(str(err))
+    if uri.startswith(("http://", "https://")):
+        console.print(f"this project tracks to a server already: {uri}")
+        return
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():
+        raise fail(f"no tracking store at {db}; run `study sweep sweeps/quick.yaml` first")
+    base = f"http://{host}:{port}"
+    console.print(f"MLflow UI at {base}  (Ctrl-C to stop)")
+    for name, url in experiment_links(uri, base).items():
+        console.print(f"  {name}: {url}")
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    try:
+        code = subprocess.call(command)
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

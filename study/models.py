@@ -1,0 +1,103 @@
+"""Model building: a pure function from (task shape, hyperparameters) to a compiled Keras 3 model.
+
+`build_model` depends only on its arguments, so the best trial of any study can be rebuilt from its
+recorded params. The architecture is the one every lab notebook writes by hand:
+
+    [Embedding] -> depth x {SimpleRNN | GRU | LSTM} [Bidirectional] -> [Dropout] -> [Dense(relu) -> Dropout]
+    -> output (softmax classes | sigmoid | linear)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from study.config import HYPERPARAMETERS
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the model needs to know about its task: input shape, output kind and vocabulary."""
+
+    input_shape: tuple[int, ...]
+    kind: str  # "multiclass" | "binary" | "regression"
+    num_classes: int | None = None
+    vocab_size: int | None = None
+
+
+RECURRENT_LAYERS = {"SimpleRNN": keras.layers.SimpleRNN, "GRU": keras.layers.GRU, "LSTM": keras.layers.LSTM}
+
+OUTPUTS = {
+    # kind: (output activation, loss, metrics)
+    "multiclass": ("softmax", "sparse_categorical_crossentropy", ["accuracy"]),
+    "binary": ("sigmoid", "binary_crossentropy", ["accuracy"]),
+    "regression": (None, "mse", ["mae"]),
+}
+
+
+def with_defaults(params: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    """Fill every hyperparameter the caller left out with its documented default."""
+    is_text = spec.vocab_size is not None
+    full = {name: dim.default for name, dim in HYPERPARAMETERS.items() if is_text or not dim.text_only}
+    full.update(params)
+    return full
+
+
+def build_model(spec: ModelSpec, params: dict[str, Any]) -> keras.Model:
+    """Build and compile the model described by `params` (see config.HYPERPARAMETERS)."""
+    p = with_defaults(params, spec)
+    layers: list[keras.layers.Layer] = [keras.Input(shape=spec.input_shape)]
+    if spec.vocab_size is not None:
+        layers.append(keras.layers.Embedding(spec.vocab_size, p["embedding_dim"]))
+
+    for index in range(p["depth"]):
+        recurrent = RECURRENT_LAYERS[p["cell"]](
+            p["units"],
+            activation=p["activation"],
+            dropout=p["dropout"],
+            recurrent_dropout=p["recurrent_dropout"],
+            # Every layer but the last passes its whole sequence to the next one.
+            return_sequences=index < p["depth"] - 1,
+        )
+        layers.append(keras.layers.Bidirectional(recurrent) if p["bidirectional"] else recurrent)
+
+    if p["head_dropout"] > 0:
+        layers.append(keras.layers.Dropout(p["head_dropout"]))
+    if p["dense_units"] > 0:
+        layers.append(keras.layers.Dense(p["dense_units"], activation="relu"))
+        if p["head_dropout"] > 0:
+            layers.append(keras.layers.Dropout(p["head_dropout"]))
+
+    activation, loss, metrics = OUTPUTS[spec.kind]
+    outputs = spec.num_classes if spec.kind == "multiclass" else 1
+    layers.append(keras.layers.Dense(outputs, activation=activation))
+
+    model = keras.Sequential(layers, name=f"{p['cell']}_{p['units']}x{p['depth']}")
+    model.compile(optimizer=make_optimizer(p), loss=loss, metrics=metrics)
+    return model
+
+
+def make_optimizer(params: dict[str, Any]) -> keras.optimizers.Optimizer:
+    optimizers = {
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "sgd": keras.optimizers.SGD,
+        "rmsprop": keras.optimizers.RMSprop,
+    }
+    clipnorm = params["clipnorm"] or None  # 0 means "no clipping"; Keras wants None for that
+    return optimizers[params["optimizer"]](learning_rate=params["learning_rate"], clipnorm=clipnorm)
+
+
+def cudnn_eligible(params: dict[str, Any]) -> bool:
+    """Whether Keras can use the fused cuDNN kernel for this configuration on a GPU.
+
+    Keras picks cuDNN for GRU/LSTM only with the default activations (tanh), no recurrent
+    dropout and no unrolling; SimpleRNN never has a cuDNN kernel.
+    """
+    return (
+        params.get("cell") in ("GRU", "LSTM")
+        and params.get("activation", "tanh") == "tanh"
+        and params.get("recurrent_dropout", 0.0) == 0
+    )

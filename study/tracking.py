@@ -1,0 +1,191 @@
+"""MLflow tracking: one experiment per sweep, a parent run per study, a nested run per trial.
+
+This is the only module that talks to MLflow. It writes through `MlflowClient` (no fluent global
+state), batches each epoch's metrics into one `log_batch` call, and never leaves a run RUNNING
+that no live process owns: runs of trials that died are closed as KILLED when the sweep resumes.
+Metric steps are epoch numbers counted from 1, as Keras prints them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+
+# MLflow's SQL store runs alembic migrations on first use and logs each step at INFO level.
+logging.getLogger("alembic").setLevel(logging.WARNING)
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+
+ROLE_TAG = "run_role"  # "parent" for the study run, "trial" for a trial run
+MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file behind a `sqlite:///` URI, or None for other schemes."""
+    prefix = "sqlite:///"
+    return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
+
+
+def prepare_local_store(uri: str) -> None:
+    """Create the folder of a local SQLite store (e.g. `mlruns/`) so the database can be opened."""
+    path = sqlite_path(uri)
+    if path is not None and str(path) != ":memory:":
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+class SweepTracker:
+    """Writes one sweep's runs: the study's parent run and one nested run per trial."""
+
+    def __init__(self, tracking_uri: str, experiment_name: str):
+        prepare_local_store(tracking_uri)
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.experiment_id = self._experiment(experiment_name)
+        self.parent_run_id: str | None = None
+
+    def _experiment(self, name: str) -> str:
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            if experiment.lifecycle_stage == "deleted":
+                self.client.restore_experiment(experiment.experiment_id)
+            return experiment.experiment_id
+        # With a local SQLite store, keep artifacts beside the database (mlruns/artifacts/...)
+        # rather than wherever the current directory happens to be.
+        db = sqlite_path(self.tracking_uri)
+        location = (db.parent.resolve() / "artifacts" / name).as_uri() if db else None
+        return self.client.create_experiment(name, artifact_location=location)
+
+    # ----------------------------------------------------------------- parent run
+
+    def open_parent(self, study_name: str, tags: dict[str, str], config: dict[str, Any]) -> str:
+        """Find this study's parent run (a resumed sweep) or create it; log the resolved config."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.{ROLE_TAG} = 'parent' and tags.study = '{study_name}'",
+            max_results=1,
+        )
+        if runs:
+            run_id = runs[0].info.run_id
+            self.client.update_run(run_id, status="RUNNING")
+        else:
+            run = self.client.create_run(
+                self.experiment_id, run_name=study_name, tags={ROLE_TAG: "parent", "study": study_name},
+            )
+            run_id = run.info.run_id
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self.client.log_dict(run_id, config, "config.yaml")
+        self.parent_run_id = run_id
+        return run_id
+
+    def close_parent(self, summary: dict[str, float], best: dict[str, Any] | None, finished: bool) -> None:
+        """Record the sweep's counts and best trial on the parent run."""
+        assert self.parent_run_id is not None, "open_parent() first"
+        now = _millis()
+        metrics = [Metric(k, float(v), now, 0) for k, v in summary.items()]
+        tags = []
+        if best is not None:
+            tags = [RunTag(f"best_{k}", str(v)) for k, v in best.items()]
+        self.client.log_batch(self.parent_run_id, metrics=metrics, tags=tags)
+        self.client.set_terminated(self.parent_run_id, "FINISHED" if finished else "KILLED")
+
+    # ----------------------------------------------------------------- trial runs
+
+    def start_trial(self, number: int, params: dict[str, Any], tags: dict[str, str]) -> TrialRun:
+        assert self.parent_run_id is not None, "open_parent() first"
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"trial-{number:04d}",
+            tags={
+                "mlflow.parentRunId": self.parent_run_id,
+                ROLE_TAG: "trial",
+                "trial_number": str(number),
+                "state": "RUNNING",
+                **{k: str(v) for k, v in tags.items()},
+            },
+        )
+        run_id = run.info.run_id
+        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        return TrialRun(self.client, run_id)
+
+    def close_orphaned_trial_runs(self, live_trial_numbers: set[int]) -> int:
+        """Mark KILLED the trial runs left RUNNING by a process that died; return how many."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=(
+                f"tags.{ROLE_TAG} = 'trial' and tags.`mlflow.parentRunId` = '{self.parent_run_id}'"
+                " and attributes.status = 'RUNNING'"
+            ),
+        )
+        closed = 0
+        for run in runs:
+            if int(run.data.tags.get("trial_number", -1)) not in live_trial_numbers:
+                self.client.set_tag(run.info.run_id, "state", "FAIL")
+                self.client.set_tag(run.info.run_id, "fail_reason", "the process running this trial died")
+                self.client.set_terminated(run.info.run_id, "KILLED")
+                closed += 1
+        return closed
+
+
+class TrialRun:
+    """One trial's MLflow run: per-epoch metrics while training, then the final figures."""
+
+    def __init__(self, client: MlflowClient, run_id: str):
+        self.client = client
+        self.run_id = run_id
+
+    def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        now = _millis()
+        batch = [Metric(k, float(v), now, epoch) for k, v in metrics.items() if _finite(v)]
+        if batch:
+            self.client.log_batch(self.run_id, metrics=batch)
+
+    def finish(
+        self,
+        state: str,
+        metrics: dict[str, float],
+        tags: dict[str, Any],
+        artifacts: dict[str, Any] | None = None,
+        status: str | None = None,
+    ) -> None:
+        """Log final figures, tags and JSON artifacts, then end the run with the trial's state.
+
+        `status` overrides the MLflow status derived from `state` (KILLED for an interrupted trial).
+        """
+        now = _millis()
+        self.client.log_batch(
+            self.run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if _finite(v)],
+            tags=[RunTag("state", state)] + [RunTag(k, str(v)) for k, v in tags.items()],
+        )
+        for name, content in (artifacts or {}).items():
+            self.client.log_text(self.run_id, json.dumps(content, indent=2, default=str), name)
+        self.client.set_terminated(self.run_id, status or MLFLOW_STATUS.get(state, "FAILED"))
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _millis() -> int:
+    return int(time.time() * 1000)
+
+
+def experiment_links(tracking_uri: str, base_url: str) -> dict[str, str]:
+    """Each experiment's training-runs page in the MLflow UI.
+
+    MLflow 3.17 opens an experiment on its GenAI overview; the runs table is at `#/experiments/<id>/runs`.
+    """
+    client = MlflowClient(tracking_uri=tracking_uri)
+    return {
+        experiment.name: f"{base_url}/#/experiments/{experiment.experiment_id}/runs"
+        for experiment in client.search_experiments()
+        if experiment.name != "Default"
+    }

@@ -1,0 +1,265 @@
+"""One trial: sample hyperparameters, seed, build, train with validation, score and record.
+
+`train_and_evaluate` is plain Keras (no Optuna, no MLflow): it trains for the fixed epoch budget,
+keeps the weights of the best validation epoch, scores the trial by that best value and measures
+the test set once, at that epoch (reported, never used for selection). `Objective` is the glue
+Optuna calls: it samples params, records everything on the Optuna trial and its MLflow run, and
+turns a crash or a NaN loss into a failed trial with its reason.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import keras
+import numpy as np
+import optuna
+
+from study.config import HYPERPARAMETERS, SweepConfig
+from study.data import TaskData
+from study.models import ModelSpec, build_model, cudnn_eligible
+from study.tracking import SweepTracker
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+class TrialFailed(Exception):
+    """A trial that cannot produce a score (e.g. its loss became NaN); the sweep goes on."""
+
+
+class SweepReporter(Protocol):
+    """What a user interface can follow of a sweep; the CLI draws progress bars from it."""
+
+    def sweep_started(self, study_name: str, finished: int, target: int) -> None: ...
+    def trial_started(self, number: int, params: dict[str, Any], epochs: int) -> None: ...
+    def epoch_ended(self, number: int, epoch: int, logs: dict[str, float]) -> None: ...
+    def trial_ended(self, number: int, state: str, value: float | None, reason: str | None) -> None: ...
+
+
+class SilentReporter:
+    def sweep_started(self, study_name: str, finished: int, target: int) -> None:
+        pass
+
+    def trial_started(self, number: int, params: dict[str, Any], epochs: int) -> None:
+        pass
+
+    def epoch_ended(self, number: int, epoch: int, logs: dict[str, float]) -> None:
+        pass
+
+    def trial_ended(self, number: int, state: str, value: float | None, reason: str | None) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- sampling and seeds
+
+
+def sample_params(trial: optuna.Trial, config: SweepConfig) -> dict[str, Any]:
+    """All hyperparameters of one trial: fixed values and defaults, plus what Optuna suggests."""
+    params = config.fixed_params()
+    for name, hp in config.searched.items():
+        if hp.choices is not None:
+            params[name] = trial.suggest_categorical(name, list(hp.choices))
+        elif HYPERPARAMETERS[name].kind == "int":
+            params[name] = trial.suggest_int(name, int(hp.low), int(hp.high), step=int(hp.step or 1), log=hp.log)
+        else:
+            params[name] = trial.suggest_float(name, hp.low, hp.high, step=hp.step, log=hp.log)
+    return {name: params[name] for name in HYPERPARAMETERS if name in params}
+
+
+def trial_seed(sweep_seed: int, trial_number: int) -> int:
+    """A training seed derived from (sweep seed, trial number): distinct per trial, reproducible."""
+    return int(np.random.SeedSequence([sweep_seed, trial_number]).generate_state(1)[0] % (2**31 - 1))
+
+
+def model_spec(data: TaskData) -> ModelSpec:
+    return ModelSpec(
+        input_shape=tuple(data.input_shape), kind=data.kind,
+        num_classes=data.num_classes, vocab_size=data.vocab_size,
+    )
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass
+class TrainingResult:
+    value: float  # best validation value of the objective metric over the epochs
+    best_epoch: int  # counted from 1
+    history: dict[str, list[float]]
+    test_metrics: dict[str, float]  # test_loss, test_accuracy or test_mae, at best_epoch
+    param_count: int
+    train_seconds: float
+    epoch_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        # The median ignores the first epoch's one-off graph tracing.
+        return statistics.median(self.epoch_seconds) if self.epoch_seconds else float("nan")
+
+
+class _BestEpochKeeper(keras.callbacks.Callback):
+    """Keeps the weights of the best validation epoch, times epochs, and stops on NaN."""
+
+    def __init__(self, metric: str, maximize: bool, on_epoch: EpochCallback | None):
+        super().__init__()
+        self.metric, self.maximize, self.on_epoch = metric, maximize, on_epoch
+        self.best_value: float | None = None
+        self.best_epoch = 0
+        self.best_weights: list[np.ndarray] | None = None
+        self.failure: str | None = None
+        self.epoch_seconds: list[float] = []
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch_seconds.append(time.perf_counter() - self._started)
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        number = epoch + 1
+        if self.on_epoch is not None:
+            self.on_epoch(number, logs)
+        bad = [k for k in ("loss", self.metric) if not math.isfinite(logs.get(k, float("nan")))]
+        if bad:
+            self.failure = f"{bad[0]} became {logs.get(bad[0], 'missing')} at epoch {number}"
+            self.model.stop_training = True
+            return
+        value = logs[self.metric]
+        if self.best_value is None or (value > self.best_value if self.maximize else value < self.best_value):
+            self.best_value, self.best_epoch = value, number
+            self.best_weights = self.model.get_weights()
+
+
+def train_and_evaluate(
+    data: TaskData,
+    params: dict[str, Any],
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    metric: str,
+    direction: str,
+    on_epoch: EpochCallback | None = None,
+) -> TrainingResult:
+    """Train one model for `epochs` and score it by its best validation `metric`."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = build_model(model_spec(data), params)
+    keeper = _BestEpochKeeper(metric, direction == "maximize", on_epoch)
+    started = time.perf_counter()
+    history = model.fit(
+        data.x_train, data.y_train,
+        validation_data=(data.x_val, data.y_val),
+        epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[keeper],
+    )
+    train_seconds = time.perf_counter() - started
+    if keeper.failure:
+        raise TrialFailed(keeper.failure)
+
+    model.set_weights(keeper.best_weights)
+    # A large batch only speeds evaluation up; the metrics do not depend on it.
+    test = model.evaluate(data.x_test, data.y_test, batch_size=max(batch_size, 1024), verbose=0, return_dict=True)
+    return TrainingResult(
+        value=keeper.best_value,
+        best_epoch=keeper.best_epoch,
+        history={k: [float(v) for v in values] for k, values in history.history.items()},
+        test_metrics={f"test_{k}": float(v) for k, v in test.items()},
+        param_count=model.count_params(),
+        train_seconds=train_seconds,
+        epoch_seconds=keeper.epoch_seconds,
+    )
+
+
+# --------------------------------------------------------------------------- the Optuna objective
+
+
+class Objective:
+    """What Optuna calls once per trial; records the trial in Optuna and MLflow."""
+
+    def __init__(
+        self,
+        config: SweepConfig,
+        data: TaskData,
+        tracker: SweepTracker,
+        run_tags: dict[str, str],
+        reporter: SweepReporter | None = None,
+    ):
+        self.config, self.data, self.tracker = config, data, tracker
+        self.run_tags = run_tags
+        self.reporter = reporter or SilentReporter()
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        config = self.config
+        metric = config.objective.metric
+        params = sample_params(trial, config)
+        seed = trial_seed(config.seed, trial.number)
+        trial.set_user_attr("params", params)
+        trial.set_user_attr("seed", seed)
+
+        run = self.tracker.start_trial(
+            trial.number,
+            params={**params, **self._settings()},
+            tags={**self.run_tags, "cell": params["cell"], "seed": seed, "cudnn_eligible": cudnn_eligible(params)},
+        )
+        trial.set_user_attr("mlflow_run_id", run.run_id)
+        self.reporter.trial_started(trial.number, params, config.epochs)
+
+        def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+            run.log_epoch(epoch, logs)
+            self.reporter.epoch_ended(trial.number, epoch, logs)
+            if math.isfinite(logs.get(metric, float("nan"))):
+                trial.report(logs[metric], epoch)
+
+        try:
+            result = train_and_evaluate(
+                self.data, params, epochs=config.epochs, batch_size=config.batch_size,
+                seed=seed, metric=metric, direction=config.objective.direction, on_epoch=on_epoch,
+            )
+        except KeyboardInterrupt:
+            self._fail(trial, run, "interrupted by the user (Ctrl-C)", status="KILLED")
+            raise
+        except Exception as err:  # noqa: BLE001 - any error fails this trial only; the sweep goes on
+            reason = str(err) if isinstance(err, TrialFailed) else f"{type(err).__name__}: {err}".strip()
+            self._fail(trial, run, reason.splitlines()[0] if reason else type(err).__name__,
+                       details=traceback.format_exc())
+            raise
+
+        summary = {
+            f"best_{metric}": result.value,
+            "best_epoch": result.best_epoch,
+            **result.test_metrics,
+            "param_count": result.param_count,
+            "train_seconds": result.train_seconds,
+            "seconds_per_epoch": result.seconds_per_epoch,
+        }
+        for key, value in summary.items():
+            trial.set_user_attr(key, value)
+        run.finish(
+            "COMPLETE",
+            metrics=summary,
+            tags={"param_count": result.param_count},
+            artifacts={"trial.json": {"params": params, "seed": seed, **summary, "history": result.history}},
+        )
+        self.reporter.trial_ended(trial.number, "COMPLETE", result.value, None)
+        return result.value
+
+    def _settings(self) -> dict[str, Any]:
+        """The fixed settings every trial shares, logged beside its hyperparameters."""
+        task = self.config.task.model_dump(exclude={"name"})
+        return {
+            "task": self.config.task.name,
+            "epochs": self.config.epochs,
+            "batch_size": self.config.batch_size,
+            **{f"task.{k}": v for k, v in task.items()},
+        }
+
+    def _fail(self, trial: optuna.Trial, run, reason: str, status: str = "FAILED", details: str = "") -> None:
+        trial.set_user_attr("fail_reason", reason)
+        run.finish("FAIL", metrics={}, tags={"fail_reason": reason[:5000]},
+                   artifacts={"failure.json": {"reason": reason, "traceback": details}}, status=status)
+        self.reporter.trial_ended(trial.number, "FAIL", None, reason)

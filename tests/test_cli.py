@@ -1,0 +1,171 @@
+"""The `study` command: exit codes, refusals before anything is written, tables, and the UI server."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import study.data
+from study.cli import app
+from tests.conftest import unique_name
+from tests.test_config import BAD_SWEEPS
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.mark.parametrize(("yaml_text", "expected"), BAD_SWEEPS)
+def test_bad_sweep_file_exits_2_before_writing_anything(yaml_text, expected, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+
+    result = invoke("sweep", path)
+
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+    assert str(path) in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--trials", "0"], "--trials must be at least 1"),
+        (["--trials", "-3"], "--trials must be at least 1"),
+        (["--storage", "mlruns/optuna.db"], "is not a supported URL"),
+        (["--tracking-uri", "./mlruns"], "is not a supported URL"),
+    ],
+    ids=["trials-zero", "trials-negative", "storage-without-scheme", "tracking-plain-path"],
+)
+def test_bad_flags_exit_2_before_writing_anything(args, expected, tiny_sweep, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("sweep", tiny_sweep(), *args)
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_missing_local_dataset_exits_2(write_sweep, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_sweep("name: m\ntask: {name: mnist, path: /nonexistent/mnist.npz}\ntrials: 1\nepochs: 1\n")
+    result = invoke("sweep", path)
+    assert result.exit_code == 2, result.output
+    assert "/nonexistent/mnist.npz" in result.output
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_installed_command_refuses_a_missing_file_without_a_traceback(tmp_path):
+    study_command = Path(sys.executable).with_name("study")
+    done = subprocess.run([str(study_command), "sweep", str(tmp_path / "nope.yaml")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2
+    assert "no such sweep file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_sweep_then_list_then_show(tiny_sweep, stores, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tiny_sweep(trials=2)
+    name = unique_name_from(path)
+    flags = ["--storage", stores["storage"], "--tracking-uri", stores["tracking_uri"]]
+
+    swept = invoke("sweep", path, *flags)
+    assert swept.exit_code == 0, swept.output
+    assert "best trial per cell" in swept.output
+    assert "2 complete" in swept.output
+
+    listed = invoke("list", "--storage", stores["storage"])
+    assert listed.exit_code == 0
+    row = next(line for line in listed.output.splitlines() if name in line)
+    assert re.search(r"\b2\b", row)
+
+    shown = invoke("show", name, "--storage", stores["storage"], "--csv", tmp_path / "trials.csv")
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.count("COMPLETE") == 2
+    assert "param_count" in shown.output and "seconds_per_epoch" in shown.output
+    assert len((tmp_path / "trials.csv").read_text().strip().splitlines()) == 3  # header + 2 trials
+
+    resumed = invoke("sweep", path, *flags)
+    assert resumed.exit_code == 0 and "this run started 0" in resumed.output
+
+
+def unique_name_from(path: Path) -> str:
+    return path.stem
+
+
+def test_failure_streak_exits_1_with_the_reason(tiny_sweep, stores, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    path = tiny_sweep(trials=5)
+    real = study.data.load_task.__wrapped__ if hasattr(study.data.load_task, "__wrapped__") else study.data.load_task
+    data = real(__import__("study.config", fromlist=["DigitsTask"]).DigitsTask(name="digits"))
+    poisoned = study.data.TaskData(**{**data.__dict__, "x_train": np.full_like(data.x_train, np.nan)})
+    monkeypatch.setattr(study.data, "load_task", lambda task: poisoned)
+
+    result = invoke("sweep", path, "--storage", stores["storage"], "--tracking-uri", stores["tracking_uri"])
+    assert result.exit_code == 1
+    assert "3 failed trials in a row" in result.output and "loss became nan" in result.output
+
+
+def test_list_and_show_explain_a_missing_store_or_study(tmp_path, stores, tiny_sweep, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    missing = invoke("list", "--storage", f"sqlite:///{tmp_path}/none/optuna.db")
+    assert missing.exit_code == 2 and "no study storage" in missing.output
+    assert not (tmp_path / "none").exists()
+
+    shown = invoke("show", "no-such-study", "--storage", f"sqlite:///{tmp_path}/none/optuna.db")
+    assert shown.exit_code == 2 and "no study storage" in shown.output
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_ui_serves_the_tracking_store_on_loopback(tiny_sweep, stores, tmp_path):
+    from study.sweep import run_sweep
+    from study.config import load_sweep
+
+    result = run_sweep(load_sweep(tiny_sweep(trials=1)), **stores)
+    port = _free_port()
+    study_command = Path(sys.executable).with_name("study")
+    server = subprocess.Popen(
+        [str(study_command), "ui", "--tracking-uri", stores["tracking_uri"], "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+    )
+    try:
+        first_lines = [server.stdout.readline() for _ in range(2)]
+        assert f"http://127.0.0.1:{port}" in first_lines[0]
+        assert any(f"#/experiments/{result.experiment_id}/runs" in line for line in
+                   [*first_lines, *(server.stdout.readline() for _ in range(30) if server.poll() is None)][:40])
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert time.time() < deadline, "the MLflow UI did not answer within 90 s"
+                assert server.poll() is None, "the MLflow UI exited"
+                time.sleep(1)
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/get?experiment_id={result.experiment_id}",
+            timeout=10,
+        ) as response:
+            assert result.study_name in response.read().decode()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -1,0 +1,87 @@
+"""build_model: every cell x depth x bidirectional builds, with the expected shapes and sizes."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from study.config import CELLS
+from study.models import ModelSpec, build_model, cudnn_eligible
+
+DIGITS = ModelSpec(input_shape=(8, 8), kind="multiclass", num_classes=10)
+SINE = ModelSpec(input_shape=(10, 1), kind="regression")
+TEXT = ModelSpec(input_shape=(20,), kind="binary", vocab_size=50)
+
+
+@pytest.mark.parametrize("cell, depth, bidirectional", itertools.product(CELLS, [1, 2], [False, True]))
+def test_every_cell_depth_and_direction_builds(cell, depth, bidirectional):
+    params = {"cell": cell, "units": 4, "depth": depth, "bidirectional": bidirectional}
+    model = build_model(DIGITS, params)
+    recurrent = [layer for layer in model.layers if layer.__class__.__name__ in (cell, "Bidirectional")]
+    assert len(recurrent) == depth
+    out = model.predict(np.zeros((3, 8, 8), "float32"), verbose=0)
+    assert out.shape == (3, 10)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)  # softmax over classes
+
+
+def recurrent_weights(cell: str, units: int, inputs: int) -> int:
+    # Keras GRU uses reset_after=True: two bias vectors per gate.
+    gates, biases = {"SimpleRNN": (1, 1), "GRU": (3, 2), "LSTM": (4, 1)}[cell]
+    return gates * (units * (inputs + units) + biases * units)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_parameter_count_matches_the_cell_formula(cell):
+    model = build_model(DIGITS, {"cell": cell, "units": 16})
+    dense = 16 * 10 + 10
+    assert model.count_params() == recurrent_weights(cell, 16, 8) + dense
+
+
+def test_stacked_bidirectional_sizes_add_up():
+    model = build_model(DIGITS, {"cell": "GRU", "units": 6, "depth": 2, "bidirectional": True})
+    first = 2 * recurrent_weights("GRU", 6, 8)
+    second = 2 * recurrent_weights("GRU", 6, 12)  # the second layer reads both directions
+    assert model.count_params() == first + second + (12 * 10 + 10)
+
+
+def test_head_dropout_and_dense_layer_like_seed_002():
+    model = build_model(DIGITS, {"cell": "LSTM", "units": 32, "activation": "relu", "dense_units": 64, "head_dropout": 0.2})
+    kinds = [layer.__class__.__name__ for layer in model.layers]
+    assert kinds == ["LSTM", "Dropout", "Dense", "Dropout", "Dense"]
+    assert model.layers[0].activation.__name__ == "relu"
+
+
+def test_text_model_has_an_embedding_and_a_sigmoid_output():
+    model = build_model(TEXT, {"cell": "GRU", "units": 4, "embedding_dim": 7})
+    assert model.layers[0].__class__.__name__ == "Embedding"
+    assert model.layers[0].output_dim == 7
+    out = model.predict(np.ones((2, 20), "int32"), verbose=0)
+    assert out.shape == (2, 1) and np.all((out > 0) & (out < 1))
+    assert model.loss == "binary_crossentropy"
+
+
+def test_regression_model_is_linear_with_mse():
+    model = build_model(SINE, {"cell": "LSTM", "units": 5, "optimizer": "sgd", "learning_rate": 0.01, "clipnorm": 1.0})
+    assert model.loss == "mse"
+    assert model.layers[-1].activation.__name__ == "linear"
+    assert model.optimizer.__class__.__name__ == "SGD"
+    assert model.optimizer.clipnorm == 1.0
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
+
+
+def test_build_is_pure_same_params_same_architecture():
+    params = {"cell": "GRU", "units": 8, "depth": 2, "dropout": 0.1}
+    before = dict(params)
+    first, second = build_model(DIGITS, params), build_model(DIGITS, params)
+    assert params == before  # the caller's dict is not modified
+    assert first.count_params() == second.count_params()
+    assert [l.get_config()["units"] for l in first.layers[:2]] == [l.get_config()["units"] for l in second.layers[:2]]
+
+
+def test_cudnn_eligibility_follows_keras_rules():
+    assert cudnn_eligible({"cell": "GRU", "activation": "tanh", "recurrent_dropout": 0.0})
+    assert not cudnn_eligible({"cell": "GRU", "activation": "relu", "recurrent_dropout": 0.0})
+    assert not cudnn_eligible({"cell": "LSTM", "activation": "tanh", "recurrent_dropout": 0.2})
+    assert not cudnn_eligible({"cell": "SimpleRNN", "activation": "tanh", "recurrent_dropout": 0.0})

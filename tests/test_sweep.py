@@ -1,0 +1,187 @@
+"""Sweeps end to end on tiny offline data: Optuna and MLflow records, resume, failures, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+import study.data
+import study.trial
+from study.config import ConfigError, load_sweep
+from study.sweep import best_by, list_studies, run_sweep, trials_table
+
+
+def test_sweep_records_every_trial_in_optuna_and_mlflow(tiny_sweep, stores):
+    result = run_sweep(load_sweep(tiny_sweep(trials=3, epochs=2)), **stores)
+
+    assert result.counts["COMPLETE"] == 3 and result.started == 3
+    table = result.trials
+    assert list(table["state"]) == ["COMPLETE"] * 3
+    for column in ["best_val_accuracy", "test_accuracy", "test_loss", "cell", "units", "learning_rate",
+                   "param_count", "seconds_per_epoch", "best_epoch", "seed"]:
+        assert table[column].notna().all(), column
+    assert set(table["best_epoch"]) <= {1, 2}
+    assert table["seed"].nunique() == 3  # each trial trains from its own seed
+
+    client = MlflowClient(stores["tracking_uri"])
+    experiment = client.get_experiment_by_name(result.study_name)
+    runs = client.search_runs([experiment.experiment_id])
+    parent = [r for r in runs if r.data.tags["run_role"] == "parent"]
+    children = [r for r in runs if r.data.tags["run_role"] == "trial"]
+    assert len(parent) == 1 and len(children) == 3
+    assert parent[0].info.status == "FINISHED"
+    best = table.loc[table["best_val_accuracy"].idxmax()]
+    assert parent[0].data.tags["best_trial"] == str(best["trial"])
+    assert "config.yaml" in [a.path for a in client.list_artifacts(parent[0].info.run_id)]
+
+    for run in children:
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == parent[0].info.run_id
+        assert run.data.tags["state"] == "COMPLETE"
+        for tag in ("task", "cell", "trial_number", "study", "sweep_sha256", "seed", "version.keras"):
+            assert tag in run.data.tags, tag
+        history = client.get_metric_history(run.info.run_id, "val_accuracy")
+        assert [m.step for m in history] == [1, 2]  # one point per epoch
+        row = table[table["trial"] == int(run.data.tags["trial_number"])].iloc[0]
+        assert run.data.params["cell"] == row["cell"]
+        assert run.data.metrics["best_val_accuracy"] == pytest.approx(row["best_val_accuracy"])
+        # the score is the best validation value over the epochs
+        assert row["best_val_accuracy"] == pytest.approx(max(m.value for m in history))
+        assert run.data.metrics["param_count"] == row["param_count"]
+        with open(client.download_artifacts(run.info.run_id, "trial.json")) as file:
+            assert len(json.load(file)["history"]["val_accuracy"]) == 2
+
+
+def test_resume_adds_nothing_when_done_and_exactly_the_difference_after_a_raise(tiny_sweep, stores):
+    sweep = load_sweep(tiny_sweep(trials=2))
+    assert run_sweep(sweep, **stores).started == 2
+
+    again = run_sweep(sweep, **stores)
+    assert again.started == 0 and again.counts["COMPLETE"] == 2
+
+    raised = run_sweep(sweep, trials=4, **stores)
+    assert raised.started == 2 and raised.counts["COMPLETE"] == 4
+    assert sorted(raised.trials["trial"]) == [0, 1, 2, 3]
+    client = MlflowClient(stores["tracking_uri"])
+    runs = client.search_runs(
+        [client.get_experiment_by_name(sweep.config.name).experiment_id], filter_string="tags.run_role = 'trial'",
+    )
+    assert len(runs) == 4  # one run per trial, none duplicated by the resumes
+
+
+def test_a_crashing_trial_is_recorded_and_the_sweep_goes_on(tiny_sweep, stores, monkeypatch):
+    real_build = study.trial.build_model
+
+    def build_but_gru_crashes(spec, params):
+        if params["cell"] == "GRU":
+            raise RuntimeError("simulated crash in the GRU builder")
+        return real_build(spec, params)
+
+    monkeypatch.setattr(study.trial, "build_model", build_but_gru_crashes)
+    result = run_sweep(load_sweep(tiny_sweep(trials=4)), **stores)
+
+    table = result.trials
+    failed = table[table["state"] == "FAIL"]
+    assert len(failed) >= 1 and set(failed["cell"]) == {"GRU"}
+    assert failed["fail_reason"].str.contains("simulated crash in the GRU builder").all()
+    assert result.counts["COMPLETE"] == 4  # failures are replaced until 4 trials finish
+    assert result.stopped_reason is None
+
+    client = MlflowClient(stores["tracking_uri"])
+    experiment = client.get_experiment_by_name(result.study_name)
+    failed_runs = client.search_runs([experiment.experiment_id], filter_string="tags.state = 'FAIL'")
+    assert len(failed_runs) == len(failed)
+    assert all(r.info.status == "FAILED" and "simulated crash" in r.data.tags["fail_reason"] for r in failed_runs)
+
+
+def test_nan_loss_fails_the_trial_and_a_failure_streak_stops_the_sweep(tiny_sweep, stores, monkeypatch):
+    real = study.data.load_task(load_sweep(tiny_sweep()).config.task)
+    poisoned = study.data.TaskData(**{**real.__dict__, "x_train": np.full_like(real.x_train, np.nan)})
+    monkeypatch.setattr(study.data, "load_task", lambda task: poisoned)
+
+    sweep = load_sweep(tiny_sweep(trials=10))
+    result = run_sweep(sweep, **stores)
+
+    assert result.counts["FAIL"] == sweep.config.max_consecutive_failures == 3
+    assert result.counts["COMPLETE"] == 0
+    assert "3 failed trials in a row" in result.stopped_reason
+    assert result.trials["fail_reason"].str.contains("loss became nan at epoch 1").all()
+    client = MlflowClient(stores["tracking_uri"])
+    parent = client.search_runs(
+        [client.get_experiment_by_name(result.study_name).experiment_id], filter_string="tags.run_role = 'parent'",
+    )[0]
+    assert parent.info.status == "KILLED"  # the target was not reached
+
+
+def test_changed_search_space_is_refused_on_resume(tiny_sweep, write_sweep, stores):
+    first = load_sweep(tiny_sweep(trials=1))
+    run_sweep(first, **stores)
+    changed = first.path.read_text().replace("value: 8", "value: 16")
+    with pytest.raises(ConfigError, match=r"different sweep definition \(changed: space\)"):
+        run_sweep(load_sweep(write_sweep(changed, "changed.yaml")), **stores)
+    assert len(trials_table(first.config.name, stores["storage"])) == 1  # nothing was added
+
+
+def test_grid_sweep_visits_every_point_once(write_sweep, stores):
+    path = write_sweep("""
+        name: grid-points
+        task: {name: digits}
+        space:
+          cell: {role: scientific, choices: [SimpleRNN, GRU]}
+          units: {choices: [4, 8]}
+        trials: 4
+        epochs: 1
+        batch_size: 256
+        sampler: grid
+    """)
+    result = run_sweep(load_sweep(path), **stores)
+    pairs = set(zip(result.trials["cell"], result.trials["units"]))
+    assert pairs == {("SimpleRNN", 4), ("SimpleRNN", 8), ("GRU", 4), ("GRU", 8)}
+
+
+def test_configurations_run_first_and_exactly(write_sweep, stores):
+    path = write_sweep("""
+        name: exact-configurations
+        task: {name: digits}
+        space:
+          cell: {role: scientific, choices: [GRU, LSTM]}
+          depth: {choices: [1, 2]}
+          units: {value: 4}
+        configurations:
+          - {cell: LSTM, depth: 2}
+          - {cell: GRU, depth: 1}
+        trials: 2
+        epochs: 1
+        batch_size: 256
+    """)
+    table = run_sweep(load_sweep(path), **stores).trials
+    assert list(zip(table["cell"], table["depth"])) == [("LSTM", 2), ("GRU", 1)]
+
+
+def test_list_studies_and_best_per_cell(tiny_sweep, stores):
+    run_sweep(load_sweep(tiny_sweep(name="list-one", trials=3)), **stores)
+    run_sweep(load_sweep(tiny_sweep(name="list-two", trials=1)), **stores)
+
+    listed = list_studies(stores["storage"]).set_index("study")
+    assert listed.loc["list-one", "complete"] == 3 and listed.loc["list-two", "complete"] == 1
+    table = trials_table("list-one", stores["storage"])
+    assert listed.loc["list-one", "best_value"] == pytest.approx(table["best_val_accuracy"].max())
+
+    best = best_by(table, ["cell"], "maximize")
+    for _, row in best.iterrows():
+        same_cell = table[table["cell"] == row["cell"]]
+        assert row["best_val_accuracy"] == pytest.approx(same_cell["best_val_accuracy"].max())
+        assert row["trials"] == len(same_cell)
+
+
+def test_trial_seed_and_sampling_are_reproducible(tiny_sweep, stores):
+    first = run_sweep(load_sweep(tiny_sweep(name="repro-a", trials=2)), **stores).trials
+    second = run_sweep(load_sweep(tiny_sweep(name="repro-b", trials=2)), **stores).trials
+    assert list(first["seed"]) == list(second["seed"])
+    assert list(first["cell"]) == list(second["cell"])
+    assert np.allclose(first["learning_rate"], second["learning_rate"])
+    assert isinstance(optuna.load_study(study_name="repro-a", storage=stores["storage"]).user_attrs["fingerprint"], str)

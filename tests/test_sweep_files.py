@@ -1,0 +1,58 @@
+"""Every shipped sweep file runs, shrunk to one epoch on tiny data (real MNIST/IMDB replaced by small local files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from study.config import Sweep, load_sweep, parse_config
+from study.sweep import run_sweep
+from tests.conftest import write_imdb_npz, write_mnist_npz
+
+REPO = Path(__file__).resolve().parents[1]
+SWEEP_FILES = sorted((REPO / "sweeps").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def tiny_files(tmp_path_factory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("datasets")
+    return {
+        "mnist": str(write_mnist_npz(folder / "mnist.npz")),
+        "fashion_mnist": str(write_mnist_npz(folder / "fashion.npz", seed=1)),
+        "imdb": str(write_imdb_npz(folder / "imdb.npz")),
+    }
+
+
+def shrink(data: dict, files: dict[str, str]) -> dict:
+    """The same sweep at test size: one epoch, as few trials as the file allows, tiny data."""
+    task = dict(data["task"])
+    if task["name"] in files:
+        task["path"] = files[task["name"]]
+    if task["name"] == "sine":
+        task["length"] = 200
+    if task["name"] == "mnist1d":
+        task["num_samples"] = 200
+    return {**data, "task": task, "epochs": 1, "trials": max(1, len(data.get("configurations", [])))}
+
+
+def test_there_are_sweep_files():
+    names = {path.name for path in SWEEP_FILES}
+    assert "quick.yaml" in names
+    assert len(names) >= 10
+
+
+@pytest.mark.parametrize("path", SWEEP_FILES, ids=[p.stem for p in SWEEP_FILES])
+def test_sweep_file_runs_shrunk(path, tiny_files, stores):
+    original = load_sweep(path)
+    data = shrink(yaml.safe_load(path.read_text()), tiny_files)
+    sweep = Sweep(config=parse_config(data, source=str(path)), path=path, file_sha256=original.file_sha256)
+
+    result = run_sweep(sweep, **stores)
+
+    assert result.counts["FAIL"] == 0, result.trials["fail_reason"].tolist()
+    assert result.counts["COMPLETE"] == sweep.config.trials
+    metric = f"best_{sweep.config.objective.metric}"
+    assert result.trials[metric].notna().all()
+    assert (result.trials["param_count"] > 0).all()
