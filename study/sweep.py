@@ -127,7 +127,7 @@ def _open_study(config: SweepConfig, storage: optuna.storages.BaseStorage, stora
 
 def _changed_fields(recorded: dict[str, Any], config: SweepConfig) -> list[str]:
     current = json.loads(config.model_dump_json())
-    ignored = {"trials", "storage", "tracking_uri", "max_consecutive_failures", "description"}
+    ignored = {"trials", "storage", "tracking_uri", "max_consecutive_failures", "description", "log_models"}
     return [key for key in current if key not in ignored and recorded.get(key) != current[key]]
 
 
@@ -368,3 +368,29 @@ def best_by(table: pd.DataFrame, dimensions: list[str], direction: str) -> pd.Da
     front = keys + ["trial", score] + [c for c in best.columns if c.startswith("test_")]
     rest = ["param_count", "seconds_per_epoch", "trials", "failed"]
     return best[front + [c for c in rest if c in best.columns]].reset_index(drop=True)
+
+
+IMPORTANCE_EVALUATORS = {
+    # Optuna 5's default: compares the parameter distribution of the top trials with all trials.
+    "ped-anova": lambda: optuna.importance.PedAnovaImportanceEvaluator(),
+    # Classic fANOVA on a random forest of (params -> objective); seeded for stable figures.
+    "fanova": lambda: optuna.importance.FanovaImportanceEvaluator(seed=0),
+}
+
+
+def param_importances(study_name: str, storage: str, evaluator: str = "fanova") -> dict[str, float]:
+    """Normalised importance of each searched hyperparameter over the completed trials.
+
+    Returns {} when fewer than two completed trials exist or nothing was searched; the evaluator
+    is named by the caller because PED-ANOVA and fANOVA can rank parameters very differently.
+    """
+    study = _load(study_name, storage)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    searched = {name for trial in complete for name in trial.params}
+    if len(complete) < 2 or not searched:
+        return {}
+    try:
+        found = optuna.importance.get_param_importances(study, evaluator=IMPORTANCE_EVALUATORS[evaluator]())
+        return {name: float(value) for name, value in found.items()}
+    except (RuntimeError, ValueError, ZeroDivisionError):
+        return {}  # e.g. every completed trial has the same value: importance is undefined

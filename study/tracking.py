@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
@@ -147,6 +149,13 @@ class TrialRun:
         if batch:
             self.client.log_batch(self.run_id, metrics=batch)
 
+    def log_model(self, model: Any) -> None:
+        """Save a Keras model (the best epoch's weights) as `model.keras`, for reports and reuse."""
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "model.keras"
+            model.save(path)
+            self.client.log_artifact(self.run_id, str(path))
+
     def finish(
         self,
         state: str,
@@ -189,3 +198,65 @@ def experiment_links(tracking_uri: str, base_url: str) -> dict[str, str]:
         for experiment in client.search_experiments()
         if experiment.name != "Default"
     }
+
+
+# --------------------------------------------------------------------------- reading back
+
+
+def experiment_id(tracking_uri: str, study_name: str) -> str | None:
+    experiment = MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(study_name)
+    return None if experiment is None else experiment.experiment_id
+
+
+def load_runs(tracking_uri: str, study_name: str, role: str = "trial") -> pd.DataFrame:
+    """Every run of a study with `run_role` = role: one row each, columns run_id, status,
+    start_time, end_time, `params.<name>`, `metrics.<name>` (last value) and `tags.<name>`."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = experiment_id(tracking_uri, study_name)
+    if found is None:
+        return pd.DataFrame()
+    rows = []
+    for run in _all_runs(client, found, f"tags.{ROLE_TAG} = '{role}'"):
+        rows.append({
+            "run_id": run.info.run_id,
+            "status": run.info.status,
+            "start_time": run.info.start_time,
+            "end_time": run.info.end_time,
+            **{f"params.{k}": v for k, v in run.data.params.items()},
+            **{f"metrics.{k}": v for k, v in run.data.metrics.items()},
+            **{f"tags.{k}": v for k, v in run.data.tags.items()},
+        })
+    return pd.DataFrame(rows)
+
+
+def _all_runs(client: MlflowClient, experiment: str, filter_string: str) -> list:
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment], filter_string=filter_string, max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def load_histories(tracking_uri: str, run_ids: list[str], keys: list[str]) -> pd.DataFrame:
+    """Per-epoch metric histories: columns run_id, key, epoch, value."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    rows = [
+        {"run_id": run_id, "key": key, "epoch": metric.step, "value": metric.value}
+        for run_id in run_ids
+        for key in keys
+        for metric in client.get_metric_history(run_id, key)
+    ]
+    return pd.DataFrame(rows, columns=["run_id", "key", "epoch", "value"])
+
+
+def download_artifact(tracking_uri: str, run_id: str, path: str, destination: str | Path) -> Path:
+    """Copy one artifact of a run (e.g. `model.keras`, `trial.json`) into `destination`."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    return Path(client.download_artifacts(run_id, path, dst_path=str(destination)))
+
+
+def log_folder(tracking_uri: str, run_id: str, folder: str | Path, artifact_path: str) -> None:
+    """Attach every file of `folder` to a run (e.g. a generated report on the study's parent run)."""
+    MlflowClient(tracking_uri=tracking_uri).log_artifacts(run_id, str(folder), artifact_path)

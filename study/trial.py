@@ -95,6 +95,7 @@ class TrainingResult:
     param_count: int
     train_seconds: float
     epoch_seconds: list[float] = field(default_factory=list)
+    model: Any = field(default=None, repr=False)  # the Keras model holding the best epoch's weights
 
     @property
     def seconds_per_epoch(self) -> float:
@@ -172,6 +173,7 @@ def train_and_evaluate(
         param_count=model.count_params(),
         train_seconds=train_seconds,
         epoch_seconds=keeper.epoch_seconds,
+        model=model,
     )
 
 
@@ -239,6 +241,8 @@ class Objective:
         }
         for key, value in summary.items():
             trial.set_user_attr(key, value)
+        if config.log_models:
+            run.log_model(result.model)
         run.finish(
             "COMPLETE",
             metrics=summary,
