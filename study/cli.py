@@ -87,6 +87,9 @@ class RichReporter:
         line = f"trial {number:>3} {_describe(self.params, self.searched)}"
         if state == "FAIL":
             self.progress.console.print(f"{line} [red]FAILED[/]: {reason}", highlight=False)
+        elif state == "PRUNED":
+            self.progress.console.print(f"{line} [yellow]pruned[/] (best {self.metric} so far {value:.4f})", highlight=False)
+            self.progress.advance(self.trials_bar)
         else:
             self.progress.console.print(f"{line} -> best {self.metric} {value:.4f}", highlight=False)
             self.progress.advance(self.trials_bar)
@@ -177,11 +180,13 @@ def summary_columns(table: pd.DataFrame) -> pd.DataFrame:
     if table.empty:
         return table
     fixed_info = {"trial", "state", "param_count", "seconds_per_epoch", "train_seconds", "best_epoch", "seed",
-                  "fail_reason", "mlflow_run_id"}
+                  "fail_reason", "mlflow_run_id", "pruned_at_epoch"}
     scores = [c for c in table.columns if (c.startswith("best_") and c != "best_epoch") or c.startswith("test_")]
     params = [c for c in table.columns if c not in fixed_info and c not in scores]
     varying = [c for c in params if c == "cell" or table[c].astype(str).nunique() > 1]
     columns = ["trial", "state", *scores, *varying, "param_count", "seconds_per_epoch"]
+    if table["pruned_at_epoch"].notna().any():
+        columns.append("pruned_at_epoch")
     if table["fail_reason"].notna().any():
         columns.append("fail_reason")
     return table[[c for c in columns if c in table.columns]]

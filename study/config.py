@@ -370,6 +370,20 @@ class Objective(StrictModel):
     direction: Literal["maximize", "minimize"] | None = None
 
 
+class Pruner(StrictModel):
+    """Stops unpromising trials early from their per-epoch validation values (Optuna pruners)."""
+
+    name: Literal["none", "median", "percentile", "successive_halving", "hyperband"] = "none"
+    warmup_epochs: int = Field(1, ge=0, le=10_000, description="epochs every trial trains before it may be pruned")
+    startup_trials: int = Field(5, ge=0, le=10_000, description="median/percentile: trials that finish unpruned first")
+    percentile: float = Field(25.0, gt=0, lt=100, description="percentile pruner: keep trials above this percentile")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_alone(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+
 METRICS_BY_KIND = {
     "multiclass": ("val_accuracy", "val_loss"),
     "binary": ("val_accuracy", "val_loss"),
@@ -406,6 +420,7 @@ class SweepConfig(StrictModel):
     epochs: int = Field(ge=1, le=10_000)
     batch_size: int = Field(64, ge=1, le=65_536)
     sampler: Literal["tpe", "random", "qmc", "grid"] = "tpe"
+    pruner: Pruner = Field(default_factory=Pruner, description="`median` or {name: median, warmup_epochs: 2, ...}")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seeds the sampler and, with the trial number, training")
     objective: Objective = Field(default_factory=Objective)
     max_consecutive_failures: int = Field(5, ge=1, le=10_000)

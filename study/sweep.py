@@ -99,11 +99,29 @@ def make_sampler(config: SweepConfig) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=config.seed)
 
 
+def make_pruner(config: SweepConfig) -> optuna.pruners.BasePruner:
+    """The sweep's pruner; steps are epochs (counted from 1), so warm-up counts epochs too."""
+    pruner = config.pruner
+    if pruner.name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=pruner.startup_trials, n_warmup_steps=pruner.warmup_epochs)
+    if pruner.name == "percentile":
+        return optuna.pruners.PercentilePruner(
+            pruner.percentile, n_startup_trials=pruner.startup_trials, n_warmup_steps=pruner.warmup_epochs,
+        )
+    if pruner.name == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, pruner.warmup_epochs))
+    if pruner.name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, pruner.warmup_epochs), max_resource=config.epochs)
+    return optuna.pruners.NopPruner()
+
+
 def _open_study(config: SweepConfig, storage: optuna.storages.BaseStorage, storage_url: str) -> optuna.Study:
     """Create the study, or load it after checking it was made from the same sweep definition."""
     fingerprint = config.study_fingerprint()
     if config.name in optuna.get_all_study_names(storage):
-        study = optuna.load_study(study_name=config.name, storage=storage, sampler=make_sampler(config))
+        study = optuna.load_study(
+            study_name=config.name, storage=storage, sampler=make_sampler(config), pruner=make_pruner(config),
+        )
         recorded = study.user_attrs.get("fingerprint")
         if recorded != fingerprint:
             changed = _changed_fields(json.loads(study.user_attrs.get("config", "{}")), config)
@@ -114,7 +132,7 @@ def _open_study(config: SweepConfig, storage: optuna.storages.BaseStorage, stora
             )
         return study
     study = optuna.create_study(
-        study_name=config.name, storage=storage, sampler=make_sampler(config),
+        study_name=config.name, storage=storage, sampler=make_sampler(config), pruner=make_pruner(config),
         direction=config.objective.direction,
     )
     study.set_user_attr("fingerprint", fingerprint)
@@ -339,6 +357,7 @@ def trials_table(study_name: str, storage: str) -> pd.DataFrame:
             "seconds_per_epoch": attrs.get("seconds_per_epoch"),
             "train_seconds": attrs.get("train_seconds"),
             "best_epoch": attrs.get("best_epoch"),
+            "pruned_at_epoch": attrs.get("pruned_at_epoch"),
             "seed": attrs.get("seed"),
             "fail_reason": attrs.get("fail_reason"),
             "mlflow_run_id": attrs.get("mlflow_run_id"),

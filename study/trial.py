@@ -26,6 +26,7 @@ from study.models import ModelSpec, build_model, cudnn_eligible
 from study.tracking import SweepTracker
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+PruneCheck = Callable[[int, float], bool]  # (epoch, validation value) -> stop this trial now?
 
 
 class TrialFailed(Exception):
@@ -95,6 +96,7 @@ class TrainingResult:
     param_count: int
     train_seconds: float
     epoch_seconds: list[float] = field(default_factory=list)
+    pruned_at: int | None = None  # the epoch a pruner stopped the trial at
     model: Any = field(default=None, repr=False)  # the Keras model holding the best epoch's weights
 
     @property
@@ -104,15 +106,17 @@ class TrainingResult:
 
 
 class _BestEpochKeeper(keras.callbacks.Callback):
-    """Keeps the weights of the best validation epoch, times epochs, and stops on NaN."""
+    """Keeps the weights of the best validation epoch, times epochs, stops on NaN or when pruned."""
 
-    def __init__(self, metric: str, maximize: bool, on_epoch: EpochCallback | None):
+    def __init__(self, metric: str, maximize: bool, on_epoch: EpochCallback | None, should_prune: PruneCheck | None):
         super().__init__()
-        self.metric, self.maximize, self.on_epoch = metric, maximize, on_epoch
+        self.metric, self.maximize = metric, maximize
+        self.on_epoch, self.should_prune = on_epoch, should_prune
         self.best_value: float | None = None
         self.best_epoch = 0
         self.best_weights: list[np.ndarray] | None = None
         self.failure: str | None = None
+        self.pruned_at: int | None = None
         self.epoch_seconds: list[float] = []
         self._started = 0.0
 
@@ -134,6 +138,9 @@ class _BestEpochKeeper(keras.callbacks.Callback):
         if self.best_value is None or (value > self.best_value if self.maximize else value < self.best_value):
             self.best_value, self.best_epoch = value, number
             self.best_weights = self.model.get_weights()
+        if self.should_prune is not None and self.should_prune(number, value):
+            self.pruned_at = number
+            self.model.stop_training = True
 
 
 def train_and_evaluate(
@@ -146,12 +153,17 @@ def train_and_evaluate(
     metric: str,
     direction: str,
     on_epoch: EpochCallback | None = None,
+    should_prune: PruneCheck | None = None,
 ) -> TrainingResult:
-    """Train one model for `epochs` and score it by its best validation `metric`."""
+    """Train one model for `epochs` and score it by its best validation `metric`.
+
+    `should_prune(epoch, value)` may stop a trial early; such a result has `pruned_at` set and no
+    test metrics (a pruned trial is not a candidate, so the test set is not even looked at).
+    """
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     model = build_model(model_spec(data), params)
-    keeper = _BestEpochKeeper(metric, direction == "maximize", on_epoch)
+    keeper = _BestEpochKeeper(metric, direction == "maximize", on_epoch, should_prune)
     started = time.perf_counter()
     history = model.fit(
         data.x_train, data.y_train,
@@ -163,8 +175,10 @@ def train_and_evaluate(
         raise TrialFailed(keeper.failure)
 
     model.set_weights(keeper.best_weights)
-    # A large batch only speeds evaluation up; the metrics do not depend on it.
-    test = model.evaluate(data.x_test, data.y_test, batch_size=max(batch_size, 1024), verbose=0, return_dict=True)
+    test = {}
+    if keeper.pruned_at is None:
+        # A large batch only speeds evaluation up; the metrics do not depend on it.
+        test = model.evaluate(data.x_test, data.y_test, batch_size=max(batch_size, 1024), verbose=0, return_dict=True)
     return TrainingResult(
         value=keeper.best_value,
         best_epoch=keeper.best_epoch,
@@ -173,6 +187,7 @@ def train_and_evaluate(
         param_count=model.count_params(),
         train_seconds=train_seconds,
         epoch_seconds=keeper.epoch_seconds,
+        pruned_at=keeper.pruned_at,
         model=model,
     )
 
@@ -202,25 +217,28 @@ class Objective:
         seed = trial_seed(config.seed, trial.number)
         trial.set_user_attr("params", params)
         trial.set_user_attr("seed", seed)
-
-        run = self.tracker.start_trial(
-            trial.number,
-            params={**params, **self._settings()},
-            tags={**self.run_tags, "cell": params["cell"], "seed": seed, "cudnn_eligible": cudnn_eligible(params)},
-        )
-        trial.set_user_attr("mlflow_run_id", run.run_id)
         self.reporter.trial_started(trial.number, params, config.epochs)
-
-        def on_epoch(epoch: int, logs: dict[str, float]) -> None:
-            run.log_epoch(epoch, logs)
-            self.reporter.epoch_ended(trial.number, epoch, logs)
-            if math.isfinite(logs.get(metric, float("nan"))):
-                trial.report(logs[metric], epoch)
-
+        run = None
         try:
+            run = self.tracker.start_trial(
+                trial.number,
+                params={**params, **self._settings()},
+                tags={**self.run_tags, "cell": params["cell"], "seed": seed, "cudnn_eligible": cudnn_eligible(params)},
+            )
+            trial.set_user_attr("mlflow_run_id", run.run_id)
+
+            def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+                run.log_epoch(epoch, logs)
+                self.reporter.epoch_ended(trial.number, epoch, logs)
+
+            def should_prune(epoch: int, value: float) -> bool:
+                trial.report(value, epoch)
+                return trial.should_prune()
+
             result = train_and_evaluate(
                 self.data, params, epochs=config.epochs, batch_size=config.batch_size,
-                seed=seed, metric=metric, direction=config.objective.direction, on_epoch=on_epoch,
+                seed=seed, metric=metric, direction=config.objective.direction,
+                on_epoch=on_epoch, should_prune=should_prune,
             )
         except KeyboardInterrupt:
             self._fail(trial, run, "interrupted by the user (Ctrl-C)", status="KILLED")
@@ -239,17 +257,23 @@ class Objective:
             "train_seconds": result.train_seconds,
             "seconds_per_epoch": result.seconds_per_epoch,
         }
+        state = "COMPLETE" if result.pruned_at is None else "PRUNED"
+        if result.pruned_at is not None:
+            summary["pruned_at_epoch"] = result.pruned_at
         for key, value in summary.items():
             trial.set_user_attr(key, value)
-        if config.log_models:
+        if config.log_models and state == "COMPLETE":
             run.log_model(result.model)
         run.finish(
-            "COMPLETE",
+            state,
             metrics=summary,
-            tags={"param_count": result.param_count},
+            tags={"param_count": result.param_count,
+                  **({"pruned_at_epoch": result.pruned_at} if result.pruned_at is not None else {})},
             artifacts={"trial.json": {"params": params, "seed": seed, **summary, "history": result.history}},
         )
-        self.reporter.trial_ended(trial.number, "COMPLETE", result.value, None)
+        self.reporter.trial_ended(trial.number, state, result.value, None)
+        if result.pruned_at is not None:
+            raise optuna.TrialPruned(f"pruned at epoch {result.pruned_at}")
         return result.value
 
     def _settings(self) -> dict[str, Any]:
@@ -264,6 +288,7 @@ class Objective:
 
     def _fail(self, trial: optuna.Trial, run, reason: str, status: str = "FAILED", details: str = "") -> None:
         trial.set_user_attr("fail_reason", reason)
-        run.finish("FAIL", metrics={}, tags={"fail_reason": reason[:5000]},
-                   artifacts={"failure.json": {"reason": reason, "traceback": details}}, status=status)
+        if run is not None:  # None when the tracking store itself failed
+            run.finish("FAIL", metrics={}, tags={"fail_reason": reason[:5000]},
+                       artifacts={"failure.json": {"reason": reason, "traceback": details}}, status=status)
         self.reporter.trial_ended(trial.number, "FAIL", None, reason)

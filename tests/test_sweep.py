@@ -186,3 +186,40 @@ def test_trial_seed_and_sampling_are_reproducible(tiny_sweep, stores):
     assert list(first["cell"]) == list(second["cell"])
     assert np.allclose(first["learning_rate"], second["learning_rate"])
     assert isinstance(optuna.load_study(study_name="repro-a", storage=stores["storage"]).user_attrs["fingerprint"], str)
+
+
+def test_pruned_trial_is_recorded_as_pruned_in_both_stores(write_sweep, stores):
+    # The first trial learns (lr 1e-2); the next two barely move (lr 1e-6), so after one epoch they
+    # fall below the median of the first and the median pruner stops them.
+    path = write_sweep("""
+        name: pruning
+        task: {name: digits}
+        space:
+          cell: {value: GRU}
+          units: {value: 16}
+          learning_rate: {low: 1.0e-6, high: 1.0e-2, log: true}
+        configurations:
+          - {learning_rate: 1.0e-2}
+          - {learning_rate: 1.0e-6}
+          - {learning_rate: 1.0e-6}
+        trials: 3
+        epochs: 4
+        batch_size: 64
+        pruner: {name: median, startup_trials: 1, warmup_epochs: 0}
+    """)
+    result = run_sweep(load_sweep(path), **stores)
+
+    table = result.trials.set_index("trial")
+    assert table.loc[0, "state"] == "COMPLETE"
+    assert list(table.loc[[1, 2], "state"]) == ["PRUNED", "PRUNED"]
+    assert result.counts["PRUNED"] == 2 and result.reached_target  # pruned trials count as finished
+    assert list(table.loc[[1, 2], "pruned_at_epoch"]) == [1, 1]
+    assert list_studies(stores["storage"]).set_index("study").loc["pruning", "pruned"] == 2
+
+    client = MlflowClient(stores["tracking_uri"])
+    runs = client.search_runs([client.get_experiment_by_name("pruning").experiment_id],
+                              filter_string="tags.state = 'PRUNED'")
+    assert len(runs) == 2
+    for run in runs:
+        assert run.info.status == "FINISHED" and run.data.tags["pruned_at_epoch"] == "1"
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1]
