@@ -420,6 +420,9 @@ class SweepConfig(StrictModel):
     epochs: int = Field(ge=1, le=10_000)
     batch_size: int = Field(64, ge=1, le=65_536)
     sampler: Literal["tpe", "random", "qmc", "grid"] = "tpe"
+    budget: Literal["equal", "shared"] = Field(
+        "equal", description="equal: every scientific value gets the same number of trials and its own sampler",
+    )
     pruner: Pruner = Field(default_factory=Pruner, description="`median` or {name: median, warmup_epochs: 2, ...}")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seeds the sampler and, with the trial number, training")
     objective: Objective = Field(default_factory=Objective)
@@ -498,6 +501,14 @@ class SweepConfig(StrictModel):
             size = math.prod(len(hp.grid_values()) for hp in hyperparameters.values() if hp.searched)
             if self.trials > size:
                 raise ValueError(f"trials: {self.trials} is more than the grid's {size} points; set trials: {size}")
+        if self.budget == "equal" and self.sampler != "grid" and not self.configurations:
+            for name in self.scientific:
+                hp = hyperparameters[name]
+                if hp.choices is None and hp.step is None:
+                    raise ValueError(
+                        f"space.{name}: equal budgets need `choices` (or a `step`) for a scientific "
+                        "hyperparameter; give choices or set `budget: shared`"
+                    )
         if len(self.configurations) > self.trials:
             raise ValueError(
                 f"configurations: {len(self.configurations)} configurations but trials is {self.trials}; "
@@ -516,6 +527,11 @@ class SweepConfig(StrictModel):
     @property
     def scientific(self) -> list[str]:
         return [name for name, hp in self.hyperparameters.items() if hp.role == "scientific"]
+
+    @property
+    def uses_equal_budget(self) -> bool:
+        """Split trials equally over scientific values (grids and explicit configurations already do)."""
+        return self.budget == "equal" and bool(self.scientific) and self.sampler != "grid" and not self.configurations
 
     def fixed_params(self) -> dict[str, Any]:
         """Every hyperparameter that is not searched: defaults overridden by the fixed values."""
@@ -539,7 +555,7 @@ class SweepConfig(StrictModel):
             "searched": {name: [hp.role, hp.choices, hp.low, hp.high, hp.log, hp.step]
                          for name, hp in sorted(self.searched.items())},
             "configurations": self.configurations,
-            **self.model_dump(mode="json", include={"epochs", "batch_size", "sampler", "seed", "objective"}),
+            **self.model_dump(mode="json", include={"epochs", "batch_size", "sampler", "seed", "objective", "budget"}),
         }
         return hashlib.sha256(json.dumps(defining, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

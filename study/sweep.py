@@ -8,6 +8,8 @@ of the sweep definition, so a changed search space is refused instead of silentl
 
 from __future__ import annotations
 
+import collections
+import itertools
 import json
 import os
 import warnings
@@ -21,7 +23,7 @@ import pandas as pd
 from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from study.config import STORAGE_SCHEMES, TRACKING_SCHEMES, ConfigError, Sweep, SweepConfig, check_uri
+from study.config import STORAGE_SCHEMES, TRACKING_SCHEMES, ConfigError, Sweep, SweepConfig, check_uri, parse_config
 from study.tracking import DEFAULT_TRACKING_URI, prepare_local_store, sqlite_path
 
 DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
@@ -92,11 +94,88 @@ def make_sampler(config: SweepConfig) -> optuna.samplers.BaseSampler:
     if config.sampler == "grid":
         grid = {name: hp.grid_values() for name, hp in config.searched.items()}
         return optuna.samplers.GridSampler(grid, seed=config.seed)
+    if config.uses_equal_budget:
+        values = {name: config.hyperparameters[name].grid_values() for name in config.scientific}
+        return EqualBudgetSampler(values, lambda: _base_sampler(config))
+    return _base_sampler(config)
+
+
+def _base_sampler(config: SweepConfig) -> optuna.samplers.BaseSampler:
     if config.sampler == "random":
         return optuna.samplers.RandomSampler(seed=config.seed)
     if config.sampler == "qmc":
         return optuna.samplers.QMCSampler(seed=config.seed)
     return optuna.samplers.TPESampler(seed=config.seed)
+
+
+class EqualBudgetSampler(optuna.samplers.BaseSampler):
+    """Gives every value of the scientific hyperparameters the same number of trials, and tunes
+    each value's nuisance hyperparameters with its own sampler (same kind, same seed).
+
+    An adaptive sampler left alone spends most of a budget on whichever cell leads early, and its
+    model of a good learning rate mixes all cells. Here each trial is assigned the scientific value
+    with the fewest trials so far (failed ones are replaced), and its nuisance values come from a
+    sampler that only sees that value's trials. With the same seed, each value's first (random)
+    nuisance draws are identical: a paired design.
+    """
+
+    def __init__(self, values: dict[str, list[Any]], make_sampler):
+        self.names = list(values)
+        self.combos = [tuple(combo) for combo in itertools.product(*values.values())]
+        self.samplers = {combo: make_sampler() for combo in self.combos}
+        self._assigned: dict[int, tuple] = {}  # trial id -> combo, for this process's trials
+
+    def infer_relative_search_space(self, study, trial):
+        combo = self._combo(study, trial)
+        view = _TrialsOfValue(study, self.names, combo)
+        space = self.samplers[combo].infer_relative_search_space(view, trial)
+        return {name: dist for name, dist in space.items() if name not in self.names}
+
+    def sample_relative(self, study, trial, search_space):
+        combo = self._combo(study, trial)
+        view = _TrialsOfValue(study, self.names, combo)
+        return self.samplers[combo].sample_relative(view, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        combo = self._combo(study, trial)
+        if param_name in self.names:
+            return combo[self.names.index(param_name)]
+        view = _TrialsOfValue(study, self.names, combo)
+        return self.samplers[combo].sample_independent(view, trial, param_name, param_distribution)
+
+    def _combo(self, study, trial) -> tuple:
+        if trial._trial_id not in self._assigned:
+            counts = collections.Counter(
+                tuple(t.params.get(name) for name in self.names)
+                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+                if t.number != trial.number
+            )
+            self._assigned[trial._trial_id] = min(self.combos, key=lambda c: (counts[c], self.combos.index(c)))
+        return self._assigned[trial._trial_id]
+
+
+class _TrialsOfValue:
+    """A read-only view of a study that shows a sampler only the trials of one scientific value."""
+
+    def __init__(self, study: optuna.Study, names: list[str], combo: tuple):
+        self._study, self._names, self._combo = study, names, combo
+
+    def __getattr__(self, attribute):
+        return getattr(self._study, attribute)
+
+    def _matches(self, trial: FrozenTrial) -> bool:
+        return tuple(trial.params.get(name) for name in self._names) == self._combo
+
+    def get_trials(self, deepcopy=True, states=None):
+        return [t for t in self._study.get_trials(deepcopy=deepcopy, states=states) if self._matches(t)]
+
+    def _get_trials(self, deepcopy=True, states=None, use_cache=False):
+        return [t for t in self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
+                if self._matches(t)]
+
+    @property
+    def trials(self):
+        return self.get_trials()
 
 
 def make_pruner(config: SweepConfig) -> optuna.pruners.BasePruner:
@@ -318,6 +397,36 @@ def _load(study_name: str, storage: str) -> optuna.Study:
         known = ", ".join(names) or "none"
         raise StudyNotFound(f"no study named {study_name!r} in {mask_password(storage)} (studies: {known})")
     return optuna.load_study(study_name=study_name, storage=rdb)
+
+
+@dataclass
+class TrialRecord:
+    """What the study recorded about one trial: enough to retrain it exactly."""
+
+    study_name: str
+    number: int
+    state: str
+    params: dict[str, Any]
+    seed: int
+    value: float | None
+    config: SweepConfig
+    user_attrs: dict[str, Any]
+
+
+def load_trial(study_name: str, number: int, storage: str) -> TrialRecord:
+    study = _load(study_name, storage)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in trials:
+        raise StudyNotFound(f"study {study_name!r} has no trial {number} (trials 0 to {len(trials) - 1})")
+    trial = trials[number]
+    metric = study.user_attrs.get("metric", "value")
+    return TrialRecord(
+        study_name=study_name, number=number, state=trial.state.name,
+        params=trial.user_attrs.get("params", trial.params), seed=trial.user_attrs.get("seed", 0),
+        value=trial.value if trial.value is not None else trial.user_attrs.get(f"best_{metric}"),
+        config=parse_config(json.loads(study.user_attrs["config"]), source=f"study {study_name}"),
+        user_attrs=dict(trial.user_attrs),
+    )
 
 
 def list_studies(storage: str) -> pd.DataFrame:

@@ -87,6 +87,18 @@ class SweepTracker:
         self.parent_run_id = run_id
         return run_id
 
+    def attach_parent(self, study_name: str) -> str:
+        """Use an existing study's parent run (to add reruns or replicates) without reopening it."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.{ROLE_TAG} = 'parent' and tags.study = '{study_name}'",
+            max_results=1,
+        )
+        if not runs:
+            raise LookupError(f"no MLflow parent run for study {study_name!r} in {self.tracking_uri}")
+        self.parent_run_id = runs[0].info.run_id
+        return self.parent_run_id
+
     def close_parent(self, summary: dict[str, float], best: dict[str, Any] | None, finished: bool) -> None:
         """Record the sweep's counts and best trial on the parent run."""
         assert self.parent_run_id is not None, "open_parent() first"
@@ -100,14 +112,17 @@ class SweepTracker:
 
     # ----------------------------------------------------------------- trial runs
 
-    def start_trial(self, number: int, params: dict[str, Any], tags: dict[str, str]) -> TrialRun:
-        assert self.parent_run_id is not None, "open_parent() first"
+    def start_trial(
+        self, number: int, params: dict[str, Any], tags: dict[str, str], role: str = "trial", run_name: str = "",
+    ) -> TrialRun:
+        """A nested run for one trial; `role` "rerun" or "replicate" marks a retraining of trial `number`."""
+        assert self.parent_run_id is not None, "open_parent() or attach_parent() first"
         run = self.client.create_run(
             self.experiment_id,
-            run_name=f"trial-{number:04d}",
+            run_name=run_name or f"trial-{number:04d}",
             tags={
                 "mlflow.parentRunId": self.parent_run_id,
-                ROLE_TAG: "trial",
+                ROLE_TAG: role,
                 "trial_number": str(number),
                 "state": "RUNNING",
                 **{k: str(v) for k, v in tags.items()},

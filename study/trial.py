@@ -84,6 +84,17 @@ def model_spec(data: TaskData) -> ModelSpec:
     )
 
 
+def fixed_settings(config: SweepConfig) -> dict[str, Any]:
+    """The fixed settings every trial of a sweep shares, logged beside its hyperparameters."""
+    task = config.task.model_dump(exclude={"name"})
+    return {
+        "task": config.task.name,
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        **{f"task.{k}": v for k, v in task.items()},
+    }
+
+
 # --------------------------------------------------------------------------- training
 
 
@@ -222,7 +233,7 @@ class Objective:
         try:
             run = self.tracker.start_trial(
                 trial.number,
-                params={**params, **self._settings()},
+                params={**params, **fixed_settings(config)},
                 tags={**self.run_tags, "cell": params["cell"], "seed": seed, "cudnn_eligible": cudnn_eligible(params)},
             )
             trial.set_user_attr("mlflow_run_id", run.run_id)
@@ -275,16 +286,6 @@ class Objective:
         if result.pruned_at is not None:
             raise optuna.TrialPruned(f"pruned at epoch {result.pruned_at}")
         return result.value
-
-    def _settings(self) -> dict[str, Any]:
-        """The fixed settings every trial shares, logged beside its hyperparameters."""
-        task = self.config.task.model_dump(exclude={"name"})
-        return {
-            "task": self.config.task.name,
-            "epochs": self.config.epochs,
-            "batch_size": self.config.batch_size,
-            **{f"task.{k}": v for k, v in task.items()},
-        }
 
     def _fail(self, trial: optuna.Trial, run, reason: str, status: str = "FAILED", details: str = "") -> None:
         trial.set_user_attr("fail_reason", reason)

@@ -223,3 +223,50 @@ def test_pruned_trial_is_recorded_as_pruned_in_both_stores(write_sweep, stores):
     for run in runs:
         assert run.info.status == "FINISHED" and run.data.tags["pruned_at_epoch"] == "1"
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1]
+
+
+def test_equal_budget_gives_every_cell_the_same_trials_and_nuisance_draws(write_sweep, stores):
+    path = write_sweep("""
+        name: equal-budget
+        task: {name: digits}
+        space:
+          cell: {role: scientific, choices: [SimpleRNN, GRU, LSTM]}
+          units: {value: 4}
+          learning_rate: {low: 1.0e-3, high: 1.0e-2, log: true}
+        trials: 6
+        epochs: 1
+        batch_size: 256
+        sampler: random
+    """)
+    table = run_sweep(load_sweep(path), **stores).trials
+    assert table["cell"].value_counts().to_dict() == {"SimpleRNN": 2, "GRU": 2, "LSTM": 2}
+    # Each cell's sampler has the same seed, so the cells are compared on identical learning rates.
+    rates = {cell: sorted(group["learning_rate"]) for cell, group in table.groupby("cell")}
+    assert rates["SimpleRNN"] == rates["GRU"] == rates["LSTM"]
+
+
+def test_equal_budget_replaces_failed_trials_of_the_same_cell(write_sweep, stores, monkeypatch):
+    real_build = study.trial.build_model
+    crashed = []
+
+    def first_lstm_crashes(spec, params):
+        if params["cell"] == "LSTM" and not crashed:
+            crashed.append(params)
+            raise RuntimeError("one-off crash")
+        return real_build(spec, params)
+
+    monkeypatch.setattr(study.trial, "build_model", first_lstm_crashes)
+    path = write_sweep("""
+        name: equal-budget-failure
+        task: {name: digits}
+        space:
+          cell: {role: scientific, choices: [GRU, LSTM]}
+          units: {value: 4}
+        trials: 4
+        epochs: 1
+        batch_size: 256
+    """)
+    table = run_sweep(load_sweep(path), **stores).trials
+    complete = table[table["state"] == "COMPLETE"]
+    assert complete["cell"].value_counts().to_dict() == {"GRU": 2, "LSTM": 2}
+    assert table[table["state"] == "FAIL"]["cell"].tolist() == ["LSTM"]

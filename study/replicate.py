@@ -1,0 +1,145 @@
+"""Retraining recorded trials: rerun one exactly, or replicate the best of each compared value.
+
+A trial is fully described by its recorded params, seed and the study's config, so it can be
+trained again. `rerun_trial` repeats a trial with its own seed and says how close it came to the
+recorded score (a reproducibility check); `replicate_best` retrains the best configuration of
+each compared value (e.g. each cell) with new seeds, so reports can show mean and spread instead
+of one lucky run. Every retraining is an MLflow run nested under the study's parent run, tagged
+with its role (`rerun` or `replicate`) and the trial it repeats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from study.sweep import TrialRecord, best_by, load_trial, resolve_storage, resolve_tracking_uri, trials_table
+
+
+@dataclass
+class RetrainResult:
+    study_name: str
+    trial: int
+    role: str  # "rerun" or "replicate"
+    seed: int
+    metric: str
+    recorded: float | None  # the trial's recorded score
+    value: float  # this retraining's score (best validation value over the epochs)
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    param_count: int = 0
+    run_id: str = ""
+
+    @property
+    def difference(self) -> float | None:
+        return None if self.recorded is None else self.value - self.recorded
+
+
+def replicate_seed(sweep_seed: int, trial_number: int, index: int) -> int:
+    """Seed of replicate `index` of a trial: new (never a search trial's seed) and reproducible."""
+    return int(np.random.SeedSequence([sweep_seed, trial_number, 1_000_003, index]).generate_state(1)[0] % (2**31 - 1))
+
+
+def retrain(record: TrialRecord, seed: int, tracking_uri: str, role: str, index: int = 0) -> RetrainResult:
+    """Train `record`'s configuration again with `seed` and track it as a nested run."""
+    from study.data import load_task
+    from study.tracking import SweepTracker
+    from study.trial import fixed_settings, train_and_evaluate
+
+    config = record.config
+    metric = config.objective.metric
+    data = load_task(config.task)
+    tracker = SweepTracker(tracking_uri, experiment_name=config.name)
+    tracker.attach_parent(record.study_name)
+    run = tracker.start_trial(
+        record.number,
+        params={**record.params, **fixed_settings(config)},
+        tags={"study": record.study_name, "task": config.task.name, "cell": record.params.get("cell"),
+              "seed": seed, f"{role}_of_trial": record.number, f"{role}_index": index},
+        role=role,
+        run_name=f"{role}-{record.number:04d}-{index}" if role == "replicate" else f"rerun-{record.number:04d}",
+    )
+    try:
+        result = train_and_evaluate(
+            data, record.params, epochs=config.epochs, batch_size=config.batch_size, seed=seed,
+            metric=metric, direction=config.objective.direction, on_epoch=run.log_epoch,
+        )
+    except BaseException as err:
+        run.finish("FAIL", metrics={}, tags={"fail_reason": f"{type(err).__name__}: {err}"[:5000]},
+                   status="KILLED" if isinstance(err, KeyboardInterrupt) else None)
+        raise
+    summary = {f"best_{metric}": result.value, "best_epoch": result.best_epoch, **result.test_metrics,
+               "param_count": result.param_count, "train_seconds": result.train_seconds,
+               "seconds_per_epoch": result.seconds_per_epoch}
+    if record.value is not None:
+        summary[f"recorded_{metric}"] = record.value
+    run.finish("COMPLETE", metrics=summary, tags={"param_count": result.param_count})
+    return RetrainResult(
+        study_name=record.study_name, trial=record.number, role=role, seed=seed, metric=metric,
+        recorded=record.value if role == "rerun" else None, value=result.value,
+        test_metrics=result.test_metrics, param_count=result.param_count, run_id=run.run_id,
+    )
+
+
+def rerun_trial(study_name: str, number: int, storage: str | None = None, tracking_uri: str | None = None) -> RetrainResult:
+    """Retrain trial `number` from its recorded params and seed; compare with its recorded score."""
+    record = load_trial(study_name, number, resolve_storage(storage))
+    if record.state != "COMPLETE":
+        raise ValueError(f"trial {number} of {study_name!r} is {record.state}; only completed trials have a score to reproduce")
+    return retrain(record, record.seed, resolve_tracking_uri(tracking_uri), role="rerun")
+
+
+def replicate_best(
+    study_name: str,
+    seeds: int,
+    compare: list[str] | None = None,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    progress=None,
+) -> list[RetrainResult]:
+    """Retrain the best trial of each compared value with `seeds` new seeds each.
+
+    Replicates already tracked are skipped, so an interrupted replication resumes where it
+    stopped and asking again for the same number of seeds trains nothing.
+    """
+    from study.tracking import load_runs
+
+    storage_url = resolve_storage(storage)
+    tracking = resolve_tracking_uri(tracking_uri)
+    table = trials_table(study_name, storage_url)
+    first = load_trial(study_name, int(table["trial"].iloc[0]), storage_url) if not table.empty else None
+    if first is None:
+        raise ValueError(f"study {study_name!r} has no trials to replicate")
+    config = first.config
+    dimensions = compare if compare is not None else config.scientific
+    best = best_by(table, dimensions, config.objective.direction)
+    done = tracked_replicates(load_runs(tracking, study_name, role="replicate"))
+    results = []
+    for number in best["trial"]:
+        record = load_trial(study_name, int(number), storage_url)
+        for index in range(seeds):
+            if (record.number, index) in done:
+                continue
+            if progress is not None:
+                progress(record, index)
+            seed = replicate_seed(config.seed, record.number, index)
+            results.append(retrain(record, seed, tracking, role="replicate", index=index))
+    return results
+
+
+def tracked_replicates(runs: pd.DataFrame) -> set[tuple[int, int]]:
+    """(trial, index) of every replicate run that finished."""
+    if runs.empty:
+        return set()
+    finished = runs[runs["status"] == "FINISHED"]
+    return {(int(t), int(i)) for t, i in zip(finished["tags.replicate_of_trial"], finished["tags.replicate_index"])}
+
+
+def describe(result: RetrainResult) -> dict[str, Any]:
+    return {
+        "trial": result.trial, "role": result.role, "seed": result.seed,
+        f"recorded_{result.metric}": result.recorded, result.metric: result.value,
+        "difference": result.difference, **result.test_metrics, "run_id": result.run_id,
+    }

@@ -1,0 +1,100 @@
+"""Statistics for fair comparisons: mean, spread and confidence intervals over replicate seeds,
+pairwise tests with a Holm correction, and the plain sentences a lab report needs.
+
+Everything here is a pure function of a DataFrame with one row per replicate (a compared value
+such as the cell, and a score), so the numbers can be checked against scipy on known inputs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+PERCENT_METRICS = ("accuracy",)  # differences in these read best as percentage points
+
+
+def summarize(values: pd.DataFrame, by: list[str], score: str, confidence: float = 0.95) -> pd.DataFrame:
+    """n, mean, standard deviation and a t-based confidence interval of `score` per group."""
+    rows = []
+    for key, group in values.groupby(by, sort=True):
+        scores = group[score].dropna().to_numpy(float)
+        n = len(scores)
+        mean = float(np.mean(scores)) if n else math.nan
+        sd = float(np.std(scores, ddof=1)) if n > 1 else math.nan
+        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))),
+                     "n": n, "mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half})
+    return pd.DataFrame(rows, columns=[*by, "n", "mean", "sd", "ci_low", "ci_high"])
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1), in the input order."""
+    count = len(pvalues)
+    order = sorted(range(count), key=lambda i: pvalues[i])
+    adjusted = [0.0] * count
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (count - rank) * pvalues[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def welch_interval(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Confidence interval of mean(a) - mean(b) with Welch-Satterthwaite degrees of freedom."""
+    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    diff = float(np.mean(a) - np.mean(b))
+    if se == 0:
+        return diff, diff
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * se)
+    return diff - half, diff + half
+
+
+def pairwise(
+    values: pd.DataFrame, by: str, score: str, test: str = "welch", alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Every pair of groups: mean difference, its 95% CI, the test's p-value and Holm's adjustment.
+
+    `test` is "welch" (Welch's t-test, unequal variances) or "mannwhitney" (two-sided rank test).
+    Groups with fewer than two replicates cannot be tested and are left out.
+    """
+    groups = {k: g[score].dropna().to_numpy(float) for k, g in values.groupby(by, sort=True)}
+    groups = {k: v for k, v in groups.items() if len(v) >= 2}
+    rows = []
+    for a, b in itertools.combinations(groups, 2):
+        x, y = groups[a], groups[b]
+        if test == "welch":
+            p = float(stats.ttest_ind(x, y, equal_var=False).pvalue)
+        elif test == "mannwhitney":
+            p = float(stats.mannwhitneyu(x, y, alternative="two-sided").pvalue)
+        else:
+            raise ValueError(f"unknown test {test!r}; use welch or mannwhitney")
+        low, high = welch_interval(x, y)
+        rows.append({"a": a, "b": b, "difference": float(np.mean(x) - np.mean(y)),
+                     "ci_low": low, "ci_high": high, "p": 1.0 if math.isnan(p) else p})
+    table = pd.DataFrame(rows, columns=["a", "b", "difference", "ci_low", "ci_high", "p"])
+    table["p_holm"] = holm(table["p"].tolist()) if len(table) else []
+    table["significant"] = table["p_holm"] < alpha
+    table["test"] = {"welch": "Welch's t", "mannwhitney": "Mann-Whitney U"}[test]
+    return table
+
+
+def sentences(comparisons: pd.DataFrame, score: str, alpha: float = 0.05) -> list[str]:
+    """'GRU vs LSTM: +0.4 pp (95% CI -0.1 to +0.9), not significant at 0.05 after Holm (...)'."""
+    percent = any(word in score for word in PERCENT_METRICS)
+    scale, unit = (100.0, " pp") if percent else (1.0, "")
+    digits = 1 if percent else 4
+    lines = []
+    for row in comparisons.itertuples(index=False):
+        verdict = "significant" if row.significant else "not significant"
+        lines.append(
+            f"{row.a} vs {row.b}: {row.difference * scale:+.{digits}f}{unit} "
+            f"(95% CI {row.ci_low * scale:+.{digits}f} to {row.ci_high * scale:+.{digits}f}), "
+            f"{verdict} at {alpha:g} after Holm ({row.test}, p = {row.p:.3g}, adjusted {row.p_holm:.3g})"
+        )
+    return lines
