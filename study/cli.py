@@ -133,9 +133,78 @@ def sweep(
     if not result.best.empty:
         title = "best trial per " + (", ".join(config.scientific) or "study")
         console.print(dataframe_table(result.best, title=title))
-    console.print(f"trials: study show {result.study_name}   runs: study ui   (MLflow: {result.tracking_uri})")
     if result.stopped_reason:
         raise fail(result.stopped_reason, code=1)
+    if config.replicates and result.reached_target:
+        _replicate(result.study_name, config.replicates, None, result.storage, result.tracking_uri)
+    console.print(f"trials: study show {result.study_name}   runs: study ui   (MLflow: {result.tracking_uri})")
+
+
+# --------------------------------------------------------------------------- rerun / replicate
+
+
+@app.command()
+def rerun(
+    study_name: str = typer.Argument(..., metavar="STUDY"),
+    trial: int = typer.Argument(..., help="trial number (see `study show`)"),
+    storage: Optional[str] = StorageOption,
+    tracking_uri: Optional[str] = TrackingOption,
+) -> None:
+    """Retrain one trial from its recorded params and seed, and say how close it came."""
+    from study.data import DataError
+    from study.replicate import rerun_trial
+    from study.sweep import StudyNotFound
+
+    try:
+        with console.status(f"retraining trial {trial} of {study_name}"):
+            result = rerun_trial(study_name, trial, storage, tracking_uri)
+    except (ConfigError, DataError, StudyNotFound, LookupError, ValueError) as err:
+        raise fail(str(err))
+    percent = "accuracy" in result.metric
+    difference = f"{result.difference * 100:+.2f} pp" if percent else f"{result.difference:+.5g}"
+    console.print(f"trial {trial} ({study_name}), seed {result.seed}: recorded {result.metric} {result.recorded:.4f}, "
+                  f"rerun {result.value:.4f}, difference {difference}  (MLflow run {result.run_id})")
+
+
+@app.command()
+def replicate(
+    study_name: str = typer.Argument(..., metavar="STUDY"),
+    seeds: int = typer.Option(3, "--seeds", min=1, max=100, help="new seeds per compared value"),
+    compare: Optional[str] = typer.Option(None, "--compare", help="comma-separated dimensions (default: the scientific ones)"),
+    storage: Optional[str] = StorageOption,
+    tracking_uri: Optional[str] = TrackingOption,
+) -> None:
+    """Retrain the best configuration of each compared value with new seeds (mean and spread, not one lucky run)."""
+    from study.sweep import resolve_storage, resolve_tracking_uri
+
+    try:
+        _replicate(study_name, seeds, compare.split(",") if compare else None,
+                   resolve_storage(storage), resolve_tracking_uri(tracking_uri))
+    except ConfigError as err:
+        raise fail(str(err))
+
+
+def _replicate(study_name: str, seeds: int, compare: list[str] | None, storage: str, tracking_uri: str) -> None:
+    from study.data import DataError
+    from study.replicate import replicate_best
+    from study.sweep import StudyNotFound
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("replicates", total=None)
+
+        def show(record, index: int) -> None:
+            bar.update(task, description=f"replicate {index + 1}/{seeds} of trial {record.number} "
+                                         f"({_describe(record.params, compare or record.config.scientific)})")
+
+        try:
+            results = replicate_best(study_name, seeds, compare, storage, tracking_uri, progress=show)
+        except (DataError, StudyNotFound, LookupError, ValueError) as err:
+            raise fail(str(err))
+    if results:
+        rows = pd.DataFrame([{"trial": r.trial, "seed": r.seed, r.metric: r.value, **r.test_metrics} for r in results])
+        console.print(dataframe_table(rows, title=f"new replicates of {study_name}"))
+    else:
+        console.print("all requested replicates were already tracked; nothing to train")
 
 
 # --------------------------------------------------------------------------- list / show

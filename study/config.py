@@ -423,6 +423,9 @@ class SweepConfig(StrictModel):
     budget: Literal["equal", "shared"] = Field(
         "equal", description="equal: every scientific value gets the same number of trials and its own sampler",
     )
+    replicates: int = Field(
+        0, ge=0, le=100, description="after the search, retrain the best of each compared value with this many new seeds",
+    )
     pruner: Pruner = Field(default_factory=Pruner, description="`median` or {name: median, warmup_epochs: 2, ...}")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seeds the sampler and, with the trial number, training")
     objective: Objective = Field(default_factory=Objective)

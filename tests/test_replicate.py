@@ -1,0 +1,80 @@
+"""Retraining recorded trials: reruns reproduce their score; replicates use new seeds and resume."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from study.cli import app
+from study.config import load_sweep
+from study.replicate import replicate_best, rerun_trial
+from study.sweep import run_sweep
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory, shared_tracking_uri):
+    # One small sweep shared by this module's tests: retraining is what they test, not searching.
+    folder = tmp_path_factory.mktemp("replicate")
+    stores = {"storage": f"sqlite:///{folder}/optuna.db", "tracking_uri": shared_tracking_uri}
+    path = folder / "replicated.yaml"
+    path.write_text(textwrap.dedent("""
+        name: replicated
+        task: {name: digits}
+        space:
+          cell: {role: scientific, choices: [GRU, LSTM]}
+          units: {value: 8}
+          learning_rate: {low: 3.0e-3, high: 1.0e-2, log: true}
+        trials: 4
+        epochs: 2
+        batch_size: 128
+        sampler: random
+    """))
+    result = run_sweep(load_sweep(path), **stores)
+    return result, stores
+
+
+def test_rerun_reproduces_the_recorded_validation_score(finished_sweep):
+    result, stores = finished_sweep
+    rerun = rerun_trial("replicated", 1, **stores)
+    recorded = result.trials.set_index("trial").loc[1, "best_val_accuracy"]
+    assert rerun.recorded == pytest.approx(recorded)
+    assert abs(rerun.difference) <= 0.005  # within 0.5 pp (on CPU it is usually exact)
+
+    client = MlflowClient(stores["tracking_uri"])
+    run = client.get_run(rerun.run_id)
+    assert run.data.tags["run_role"] == "rerun" and run.data.tags["rerun_of_trial"] == "1"
+    assert run.data.tags["mlflow.parentRunId"] == result.parent_run_id
+    assert run.data.metrics["recorded_val_accuracy"] == pytest.approx(recorded)
+
+
+def test_replicates_use_new_seeds_per_compared_value_and_resume(finished_sweep):
+    result, stores = finished_sweep
+    made = replicate_best("replicated", 2, **stores)
+    best_trials = set(result.best["trial"])
+    assert {r.trial for r in made} == best_trials and len(made) == 2 * len(best_trials)
+    trial_seeds = set(result.trials["seed"])
+    assert len({r.seed for r in made}) == len(made) and not {r.seed for r in made} & trial_seeds
+
+    assert replicate_best("replicated", 2, **stores) == []  # already tracked: nothing new
+    more = replicate_best("replicated", 3, **stores)
+    assert len(more) == len(best_trials)  # only the third seed of each
+
+    client = MlflowClient(stores["tracking_uri"])
+    runs = client.search_runs([result.experiment_id], filter_string="tags.run_role = 'replicate'")
+    assert len(runs) == 3 * len(best_trials)
+    assert all(r.info.status == "FINISHED" and "best_val_accuracy" in r.data.metrics for r in runs)
+
+
+def test_rerun_command_prints_the_difference(finished_sweep):
+    _, stores = finished_sweep
+    out = CliRunner().invoke(app, ["rerun", "replicated", "0", "--storage", stores["storage"],
+                                   "--tracking-uri", stores["tracking_uri"]])
+    assert out.exit_code == 0, out.output
+    assert "recorded val_accuracy" in out.output and "difference +0.00 pp" in out.output
+
+    missing = CliRunner().invoke(app, ["rerun", "replicated", "99", "--storage", stores["storage"],
+                                       "--tracking-uri", stores["tracking_uri"]])
+    assert missing.exit_code == 2 and "has no trial 99" in missing.output
