@@ -423,6 +423,10 @@ class SweepConfig(StrictModel):
     budget: Literal["equal", "shared"] = Field(
         "equal", description="equal: every scientific value gets the same number of trials and its own sampler",
     )
+    param_budget: int | None = Field(
+        None, ge=10, le=1_000_000_000,
+        description="size-matched comparison: each trial's units are chosen to give about this many parameters",
+    )
     replicates: int = Field(
         0, ge=0, le=100, description="after the search, retrain the best of each compared value with this many new seeds",
     )
@@ -512,6 +516,11 @@ class SweepConfig(StrictModel):
                         f"space.{name}: equal budgets need `choices` (or a `step`) for a scientific "
                         "hyperparameter; give choices or set `budget: shared`"
                     )
+        if self.param_budget is not None and "units" in hyperparameters:
+            raise ValueError(
+                "space.units: with `param_budget` the units of each trial are chosen to match the budget; "
+                "remove units from the space"
+            )
         if len(self.configurations) > self.trials:
             raise ValueError(
                 f"configurations: {len(self.configurations)} configurations but trials is {self.trials}; "
@@ -558,7 +567,7 @@ class SweepConfig(StrictModel):
             "searched": {name: [hp.role, hp.choices, hp.low, hp.high, hp.log, hp.step]
                          for name, hp in sorted(self.searched.items())},
             "configurations": self.configurations,
-            **self.model_dump(mode="json", include={"epochs", "batch_size", "sampler", "seed", "objective", "budget"}),
+            **self.model_dump(mode="json", include={"epochs", "batch_size", "sampler", "seed", "objective", "budget", "param_budget"}),
         }
         return hashlib.sha256(json.dumps(defining, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -101,3 +101,44 @@ def cudnn_eligible(params: dict[str, Any]) -> bool:
         and params.get("activation", "tanh") == "tanh"
         and params.get("recurrent_dropout", 0.0) == 0
     )
+
+
+GATES = {"SimpleRNN": (1, 1), "GRU": (3, 2), "LSTM": (4, 1)}  # (gates, bias vectors per gate)
+
+
+def parameter_count(spec: ModelSpec, params: dict[str, Any]) -> int:
+    """The trainable parameters `build_model(spec, params)` would have, without building it.
+
+    Keras' GRU uses reset_after=True (two bias vectors per gate); a Bidirectional layer doubles
+    its weights and its output width.
+    """
+    p = with_defaults(params, spec)
+    gates, biases = GATES[p["cell"]]
+    directions = 2 if p["bidirectional"] else 1
+    count = 0
+    if spec.vocab_size is not None:
+        width = p["embedding_dim"]
+        count += spec.vocab_size * width
+    else:
+        width = spec.input_shape[-1]
+    for _ in range(p["depth"]):
+        units = p["units"]
+        count += directions * gates * (units * (width + units) + biases * units)
+        width = directions * units
+    if p["dense_units"] > 0:
+        count += width * p["dense_units"] + p["dense_units"]
+        width = p["dense_units"]
+    outputs = spec.num_classes if spec.kind == "multiclass" else 1
+    return count + width * outputs + outputs
+
+
+def units_for_budget(spec: ModelSpec, params: dict[str, Any], budget: int) -> int:
+    """The unit count whose model comes closest to `budget` parameters (for size-matched comparisons)."""
+    best_units, best_gap = 1, float("inf")
+    for units in range(1, 4097):
+        gap = abs(parameter_count(spec, {**params, "units": units}) - budget)
+        if gap < best_gap:
+            best_units, best_gap = units, gap
+        elif gap > best_gap:
+            break  # the count grows with units, so the gap only widens from here
+    return best_units

@@ -22,7 +22,7 @@ import optuna
 
 from study.config import HYPERPARAMETERS, SweepConfig
 from study.data import TaskData
-from study.models import ModelSpec, build_model, cudnn_eligible
+from study.models import ModelSpec, build_model, cudnn_eligible, units_for_budget
 from study.tracking import SweepTracker
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -225,6 +225,9 @@ class Objective:
         config = self.config
         metric = config.objective.metric
         params = sample_params(trial, config)
+        if config.param_budget is not None:
+            # Size-matched: an LSTM gets fewer units than a SimpleRNN for the same parameter count.
+            params["units"] = units_for_budget(model_spec(self.data), params, config.param_budget)
         seed = trial_seed(config.seed, trial.number)
         trial.set_user_attr("params", params)
         trial.set_user_attr("seed", seed)

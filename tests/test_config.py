@@ -183,6 +183,10 @@ BAD_SWEEPS = [
          "configurations.0.units: 128 lies outside space.units", "configuration-outside-range"),
     _bad(BASE + "space:\n  units: {low: 16, high: 64}\nconfigurations:\n  - {units: 32.5}\n",
          "configurations.0.units: 32.5 is not allowed; use an integer", "configuration-wrong-type"),
+    _bad(BASE + "param_budget: 5000\nspace:\n  units: {choices: [32, 64]}\n",
+         "space.units: with `param_budget` the units of each trial are chosen", "param-budget-with-units"),
+    _bad(BASE + "space:\n  cell: {role: scientific, choices: [GRU, LSTM]}\n  units: {role: scientific, low: 8, high: 64}\n",
+         "space.units: equal budgets need `choices`", "equal-budget-open-range"),
     # --- gaps found in review, now refused
     _bad("name: t\ntask: {name: sine}\ntrials: true\nepochs: 1\n", "trials:", "trials-given-as-bool"),
     _bad("name: t\ntask: {name: mnist, binarize: 'yes'}\ntrials: 1\nepochs: 1\n", "task.binarize:",

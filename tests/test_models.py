@@ -85,3 +85,28 @@ def test_cudnn_eligibility_follows_keras_rules():
     assert not cudnn_eligible({"cell": "GRU", "activation": "relu", "recurrent_dropout": 0.0})
     assert not cudnn_eligible({"cell": "LSTM", "activation": "tanh", "recurrent_dropout": 0.2})
     assert not cudnn_eligible({"cell": "SimpleRNN", "activation": "tanh", "recurrent_dropout": 0.0})
+
+
+@pytest.mark.parametrize("spec", [DIGITS, SINE, TEXT], ids=["multiclass", "regression", "text"])
+@pytest.mark.parametrize("params", [
+    {"cell": "SimpleRNN", "units": 7},
+    {"cell": "GRU", "units": 5, "depth": 3, "bidirectional": True},
+    {"cell": "LSTM", "units": 9, "depth": 2, "dense_units": 6, "embedding_dim": 4},
+])
+def test_parameter_count_formula_matches_keras(spec, params):
+    from study.models import parameter_count
+
+    assert parameter_count(spec, params) == build_model(spec, params).count_params()
+
+
+def test_units_for_budget_matches_sizes_across_cells():
+    from study.models import parameter_count, units_for_budget
+
+    budget = 20_000
+    units = {cell: units_for_budget(DIGITS, {"cell": cell}, budget) for cell in CELLS}
+    assert units["SimpleRNN"] > units["GRU"] > units["LSTM"]  # bigger cells get fewer units
+    for cell, n in units.items():
+        size = parameter_count(DIGITS, {"cell": cell, "units": n})
+        neighbours = [parameter_count(DIGITS, {"cell": cell, "units": n + d}) for d in (-1, 1)]
+        assert all(abs(size - budget) <= abs(other - budget) for other in neighbours)
+        assert abs(size - budget) / budget < 0.05

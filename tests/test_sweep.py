@@ -270,3 +270,19 @@ def test_equal_budget_replaces_failed_trials_of_the_same_cell(write_sweep, store
     complete = table[table["state"] == "COMPLETE"]
     assert complete["cell"].value_counts().to_dict() == {"GRU": 2, "LSTM": 2}
     assert table[table["state"] == "FAIL"]["cell"].tolist() == ["LSTM"]
+
+
+def test_param_budget_sizes_every_cell_to_the_same_parameter_count(write_sweep, stores):
+    path = write_sweep("""
+        name: size-matched
+        task: {name: digits}
+        space:
+          cell: {role: scientific, choices: [SimpleRNN, GRU, LSTM]}
+        param_budget: 3000
+        trials: 3
+        epochs: 1
+        batch_size: 256
+    """)
+    table = run_sweep(load_sweep(path), **stores).trials.set_index("cell")
+    assert (abs(table["param_count"] - 3000) / 3000 < 0.1).all()
+    assert table.loc["SimpleRNN", "units"] > table.loc["GRU", "units"] > table.loc["LSTM", "units"]
