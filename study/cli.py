@@ -279,6 +279,29 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+@app.command()
+def seeds(
+    out: Path = typer.Option(Path("reports/seeds"), "--out", help="folder for seeds.csv and seeds.md"),
+    storage: Optional[str] = StorageOption,
+    tracking_uri: Optional[str] = TrackingOption,
+) -> None:
+    """The lab notebooks side by side: reported figure, reproduced here (mean ± sd), tuned best."""
+    from study.seeds import seeds_table, to_markdown
+    from study.sweep import StudyNotFound, resolve_storage, resolve_tracking_uri
+
+    try:
+        table = seeds_table(resolve_storage(storage), resolve_tracking_uri(tracking_uri))
+    except (ConfigError, StudyNotFound) as err:
+        raise fail(str(err))
+    if table.empty:
+        raise fail("no seed studies in the storage yet: run e.g. `study sweep sweeps/seed001_sine_lstm.yaml`")
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "seeds.csv", index=False)
+    (out / "seeds.md").write_text(to_markdown(table))
+    console.print(dataframe_table(table.drop(columns=["source", "tuned_study"]), title="the seeds side by side"))
+    console.print(f"wrote {out / 'seeds.csv'} and {out / 'seeds.md'}")
+
+
 # --------------------------------------------------------------------------- ui
 
 

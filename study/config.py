@@ -390,6 +390,21 @@ METRICS_BY_KIND = {
     "regression": ("val_loss", "val_mae"),
 }
 
+class ReportedValue(StrictModel):
+    params: dict[str, Any] = Field(default_factory=dict, description="which configuration ({} = the only one)")
+    value: float
+
+
+class Reported(StrictModel):
+    """What a lab notebook reported for the models this sweep reproduces (for `study seeds`)."""
+
+    source: str = Field(description="where the figure comes from, e.g. seeds/000_175554f2ad71804e.txt")
+    metric: Literal["test_accuracy", "test_loss", "test_mae", "best_val_accuracy", "best_val_loss"]
+    values: list[ReportedValue] = Field(min_length=1)
+    search: str | None = Field(None, description="name of the study that tunes the same task (the tuned best)")
+    note: str = ""
+
+
 STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
 TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "http", "https", "databricks")
 
@@ -430,6 +445,7 @@ class SweepConfig(StrictModel):
     replicates: int = Field(
         0, ge=0, le=100, description="after the search, retrain the best of each compared value with this many new seeds",
     )
+    reported: Reported | None = Field(None, description="a notebook's reported figures, shown beside the reproduction")
     pruner: Pruner = Field(default_factory=Pruner, description="`median` or {name: median, warmup_epochs: 2, ...}")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seeds the sampler and, with the trial number, training")
     objective: Objective = Field(default_factory=Objective)
@@ -521,6 +537,15 @@ class SweepConfig(StrictModel):
                 "space.units: with `param_budget` the units of each trial are chosen to match the budget; "
                 "remove units from the space"
             )
+        if self.reported is not None:
+            for index, reported in enumerate(self.reported.values):
+                for key, value in reported.params.items():
+                    hp = hyperparameters.get(key)
+                    where = f"reported.values.{index}.params.{key}"
+                    if hp is None:
+                        raise ValueError(f"{where}: not in the space; give values of: {', '.join(hyperparameters)}")
+                    if not hp.contains(_coerce(where, HYPERPARAMETERS[key], value)):
+                        raise ValueError(f"{where}: {value!r} lies outside space.{key}")
         if len(self.configurations) > self.trials:
             raise ValueError(
                 f"configurations: {len(self.configurations)} configurations but trials is {self.trials}; "

@@ -429,6 +429,16 @@ def load_trial(study_name: str, number: int, storage: str) -> TrialRecord:
     )
 
 
+def study_configs(storage: str) -> dict[str, SweepConfig]:
+    """The sweep config of every study in `storage` that rnn-study created."""
+    rdb = open_storage(storage, create=False)
+    configs = {}
+    for summary in optuna.get_all_study_summaries(rdb, include_best_trial=False):
+        if "config" in summary.user_attrs:
+            configs[summary.study_name] = parse_config(json.loads(summary.user_attrs["config"]), source=summary.study_name)
+    return configs
+
+
 def list_studies(storage: str) -> pd.DataFrame:
     """One row per study in `storage`: task, trial counts by state, best value."""
     rdb = open_storage(storage, create=False)

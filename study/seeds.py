@@ -1,0 +1,105 @@
+"""The seeds side by side: what each lab notebook reported, the same model reproduced here, and
+the tuned best on the same task, all read from the stores (the reported figures come from the
+`reported:` block of each seed sweep file, as the notebooks printed them).
+
+A reproduction is the study's trial with the notebook's configuration plus its replicates (new
+seeds, validation taken from the training data), summarised as mean ± standard deviation. The
+tuned best is the best trial, by validation score, of the study named in `reported.search`, among
+trials with the same cell when the reproduction names one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from study.sweep import StudyNotFound, study_configs, trials_table
+from study.tracking import load_runs
+
+COLUMNS = ["experiment", "configuration", "source", "metric", "reported", "reproduced_mean", "reproduced_sd",
+           "reproduced_n", "tuned_best", "tuned_configuration", "tuned_study", "status"]
+
+
+def seeds_table(storage: str, tracking_uri: str) -> pd.DataFrame:
+    """One row per figure a notebook reported, with its reproduction and the tuned best."""
+    configs = study_configs(storage)
+    rows = []
+    for name, config in sorted(configs.items()):
+        if config.reported is None:
+            continue
+        trials = trials_table(name, storage)
+        replicates = load_runs(tracking_uri, name, role="replicate")
+        search = _search_trials(config.reported.search, configs, storage)
+        for reported in config.reported.values:
+            rows.append(_row(name, config, reported, trials, replicates, search))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _row(name, config, reported, trials, replicates, search) -> dict:
+    metric = config.reported.metric
+    label = ", ".join(f"{k}={v}" for k, v in reported.params.items()) or _describe_fixed(config)
+    row = {"experiment": name, "configuration": label, "source": config.reported.source, "metric": metric,
+           "reported": reported.value, "reproduced_mean": math.nan, "reproduced_sd": math.nan, "reproduced_n": 0,
+           "tuned_best": math.nan, "tuned_configuration": "", "tuned_study": config.reported.search or "",
+           "status": "not run"}
+    matching = trials[(trials["state"] == "COMPLETE") & _matches(trials, reported.params)] if not trials.empty else trials
+    if not matching.empty:
+        trial = matching.iloc[0]
+        values = [trial[metric]]
+        if not replicates.empty and f"metrics.{metric}" in replicates:
+            mine = replicates[(replicates["status"] == "FINISHED")
+                              & (replicates["tags.replicate_of_trial"] == str(int(trial["trial"])))]
+            values += mine[f"metrics.{metric}"].dropna().tolist()
+        series = pd.Series(values, dtype=float)
+        row.update(reproduced_mean=series.mean(), reproduced_sd=series.std(ddof=1) if len(series) > 1 else math.nan,
+                   reproduced_n=len(series), status="reproduced")
+    if search is not None and not search.empty:
+        pool = search[(search["state"] == "COMPLETE")]
+        if "cell" in reported.params:
+            pool = pool[pool["cell"] == reported.params["cell"]]
+        elif "cell" in config.fixed_params():
+            pool = pool[pool["cell"] == config.fixed_params()["cell"]]
+        score = next(c for c in pool.columns if c.startswith("best_") and c != "best_epoch")
+        if not pool.empty and metric in pool:
+            ascending = not score.endswith("accuracy")
+            best = pool.sort_values(score, ascending=ascending).iloc[0]
+            row.update(tuned_best=best[metric],
+                       tuned_configuration=f"trial {int(best['trial'])}: {best['cell']} {int(best['units'])} units, "
+                                           f"depth {int(best['depth'])}, lr {best['learning_rate']:.2g}")
+    return row
+
+
+def _matches(trials: pd.DataFrame, params: dict) -> pd.Series:
+    mask = pd.Series(True, index=trials.index)
+    for key, value in params.items():
+        mask &= trials[key] == value
+    return mask
+
+
+def _describe_fixed(config) -> str:
+    fixed = config.fixed_params()
+    return f"{fixed.get('cell')}({fixed.get('units')})" + (f" x{fixed['depth']}" if fixed.get("depth", 1) > 1 else "")
+
+
+def _search_trials(name: str | None, configs: dict, storage: str) -> pd.DataFrame | None:
+    if not name or name not in configs:
+        return None
+    try:
+        return trials_table(name, storage)
+    except StudyNotFound:
+        return None
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """The seeds table as Markdown: reported | reproduced mean ± sd (n) | tuned best."""
+    lines = ["| experiment | configuration | metric | reported | reproduced here (mean ± sd, n) | tuned best | source |",
+             "|---|---|---|---|---|---|---|"]
+    for row in table.itertuples(index=False):
+        reproduced = ("not run" if row.reproduced_n == 0 else
+                      f"{row.reproduced_mean:.4f} ± {row.reproduced_sd:.4f} (n={row.reproduced_n})"
+                      if row.reproduced_n > 1 else f"{row.reproduced_mean:.4f} (n=1)")
+        tuned = "not run" if math.isnan(row.tuned_best) else f"{row.tuned_best:.4f} ({row.tuned_configuration})"
+        lines.append(f"| {row.experiment} | {row.configuration} | {row.metric} | {row.reported:.4f} | "
+                     f"{reproduced} | {tuned} | {row.source} |")
+    return "\n".join(lines) + "\n"

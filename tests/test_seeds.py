@@ -1,0 +1,55 @@
+"""The seeds side by side, built from tracked runs of the (shrunk) noisy-sine seed sweeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from study.cli import app
+from study.config import Sweep, parse_config
+from study.replicate import replicate_best
+from study.seeds import seeds_table
+from study.sweep import run_sweep, trials_table
+from study.tracking import load_runs
+
+SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
+
+
+def shrunk(name: str, trials: int) -> Sweep:
+    data = yaml.safe_load((SWEEPS / name).read_text())
+    data.update(epochs=2, trials=trials, task={**data["task"], "length": 200})
+    return Sweep(config=parse_config(data, source=name), path=SWEEPS / name, file_sha256="test")
+
+
+def test_seeds_table_puts_reported_reproduced_and_tuned_side_by_side(stores, tmp_path):
+    exact = shrunk("seed001_sine_lstm.yaml", trials=1)
+    run_sweep(exact, **stores)
+    replicate_best(exact.config.name, exact.config.replicates, **stores)
+    search = shrunk("seed001_sine_lstm_search.yaml", trials=3)
+    run_sweep(search, **stores)
+
+    table = seeds_table(stores["storage"], stores["tracking_uri"])
+    row = table[table["experiment"] == "seed001-sine-lstm"].iloc[0]
+    assert row["reported"] == pytest.approx(0.0138)  # the notebook's test MSE, from the sweep file
+    assert row["metric"] == "test_loss" and row["status"] == "reproduced"
+
+    trial = trials_table("seed001-sine-lstm", stores["storage"]).iloc[0]
+    replicas = load_runs(stores["tracking_uri"], "seed001-sine-lstm", role="replicate")["metrics.test_loss"]
+    values = [trial["test_loss"], *replicas]
+    assert row["reproduced_n"] == 3 == len(values)
+    assert row["reproduced_mean"] == pytest.approx(sum(values) / 3)
+
+    tuned = trials_table("seed001-sine-lstm-search", stores["storage"])
+    lstm = tuned[(tuned["state"] == "COMPLETE") & (tuned["cell"] == "LSTM")]
+    best = lstm.sort_values("best_val_loss").iloc[0]
+    assert row["tuned_best"] == pytest.approx(best["test_loss"])
+    assert f"trial {int(best['trial'])}" in row["tuned_configuration"]
+
+    out = CliRunner().invoke(app, ["seeds", "--out", str(tmp_path / "seeds"), "--storage", stores["storage"],
+                                   "--tracking-uri", stores["tracking_uri"]])
+    assert out.exit_code == 0, out.output
+    markdown = (tmp_path / "seeds" / "seeds.md").read_text()
+    assert "0.0138" in markdown and "(n=3)" in markdown
