@@ -450,6 +450,12 @@ class SweepConfig(StrictModel):
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seeds the sampler and, with the trial number, training")
     objective: Objective = Field(default_factory=Objective)
     max_consecutive_failures: int = Field(5, ge=1, le=10_000)
+    jit_compile: Literal["auto"] | bool = Field(
+        "auto", description="compile training with XLA: true, false, or auto (Keras decides; off on CPU)",
+    )
+    threads: int | None = Field(
+        None, ge=1, le=1024, description="TensorFlow CPU threads per process (default: TensorFlow's choice)",
+    )
     log_models: bool = Field(True, description="save each completed trial's best-epoch model as an MLflow artifact")
     storage: str | None = Field(None, description="Optuna storage URL (default sqlite:///mlruns/optuna.db)")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI (default sqlite:///mlruns/mlflow.db)")

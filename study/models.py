@@ -45,8 +45,12 @@ def with_defaults(params: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
     return full
 
 
-def build_model(spec: ModelSpec, params: dict[str, Any]) -> keras.Model:
-    """Build and compile the model described by `params` (see config.HYPERPARAMETERS)."""
+def build_model(spec: ModelSpec, params: dict[str, Any], jit_compile: bool | str = "auto") -> keras.Model:
+    """Build and compile the model described by `params` (see config.HYPERPARAMETERS).
+
+    `jit_compile` is how the model is run, not what it is: True compiles training with XLA,
+    "auto" leaves it to Keras (which keeps XLA off on CPU-only TensorFlow).
+    """
     p = with_defaults(params, spec)
     layers: list[keras.layers.Layer] = [keras.Input(shape=spec.input_shape)]
     if spec.vocab_size is not None:
@@ -75,7 +79,7 @@ def build_model(spec: ModelSpec, params: dict[str, Any]) -> keras.Model:
     layers.append(keras.layers.Dense(outputs, activation=activation))
 
     model = keras.Sequential(layers, name=f"{p['cell']}_{p['units']}x{p['depth']}")
-    model.compile(optimizer=make_optimizer(p), loss=loss, metrics=metrics)
+    model.compile(optimizer=make_optimizer(p), loss=loss, metrics=metrics, jit_compile=jit_compile)
     return model
 
 

@@ -284,7 +284,7 @@ def run_sweep(
     # Imported here so that `study list`, `show` and config errors never pay for TensorFlow.
     from study.data import load_task
     from study.tracking import SweepTracker
-    from study.trial import Objective, SilentReporter
+    from study.trial import Objective, SilentReporter, configure_threads
 
     config = sweep.config
     target = config.trials if trials is None else trials
@@ -295,6 +295,7 @@ def run_sweep(
     reporter = reporter or SilentReporter()
     notes: list[str] = []
 
+    configure_threads(config.threads)  # before TensorFlow runs anything in this process
     data = load_task(config.task)  # before any store is written: a data error leaves nothing behind
     rdb = open_storage(storage_url)
     study = _open_study(config, rdb, storage_url)

@@ -10,6 +10,7 @@ turns a crash or a NaN loss into a failed trial with its reason.
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 import traceback
@@ -25,6 +26,7 @@ from study.data import TaskData
 from study.models import ModelSpec, build_model, cudnn_eligible, units_for_budget
 from study.tracking import SweepTracker
 
+THREADS_ENV = "RNN_STUDY_THREADS"
 EpochCallback = Callable[[int, dict[str, float]], None]
 PruneCheck = Callable[[int, float], bool]  # (epoch, validation value) -> stop this trial now?
 
@@ -93,6 +95,26 @@ def fixed_settings(config: SweepConfig) -> dict[str, Any]:
         "batch_size": config.batch_size,
         **{f"task.{k}": v for k, v in task.items()},
     }
+
+
+def configure_threads(threads: int | None) -> int | None:
+    """Limit TensorFlow to `threads` CPU threads in this process (None keeps TensorFlow's default).
+
+    Several workers on one machine each get a share of the cores instead of all of them, which
+    oversubscribes the CPU. It must happen before TensorFlow runs its first operation; later calls
+    cannot change it and return the setting already in force.
+    """
+    import tensorflow as tf
+
+    if threads is None:
+        threads = int(os.environ.get(THREADS_ENV, "0")) or None
+    if threads is not None:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+        except RuntimeError:  # TensorFlow already initialised in this process
+            pass
+    return tf.config.threading.get_intra_op_parallelism_threads() or None
 
 
 # --------------------------------------------------------------------------- training
@@ -165,6 +187,7 @@ def train_and_evaluate(
     direction: str,
     on_epoch: EpochCallback | None = None,
     should_prune: PruneCheck | None = None,
+    jit_compile: bool | str = "auto",
 ) -> TrainingResult:
     """Train one model for `epochs` and score it by its best validation `metric`.
 
@@ -173,7 +196,7 @@ def train_and_evaluate(
     """
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    model = build_model(model_spec(data), params)
+    model = build_model(model_spec(data), params, jit_compile=jit_compile)
     keeper = _BestEpochKeeper(metric, direction == "maximize", on_epoch, should_prune)
     started = time.perf_counter()
     history = model.fit(
@@ -252,7 +275,7 @@ class Objective:
             result = train_and_evaluate(
                 self.data, params, epochs=config.epochs, batch_size=config.batch_size,
                 seed=seed, metric=metric, direction=config.objective.direction,
-                on_epoch=on_epoch, should_prune=should_prune,
+                on_epoch=on_epoch, should_prune=should_prune, jit_compile=config.jit_compile,
             )
         except KeyboardInterrupt:
             self._fail(trial, run, "interrupted by the user (Ctrl-C)", status="KILLED")

@@ -110,3 +110,24 @@ def test_units_for_budget_matches_sizes_across_cells():
         neighbours = [parameter_count(DIGITS, {"cell": cell, "units": n + d}) for d in (-1, 1)]
         assert all(abs(size - budget) <= abs(other - budget) for other in neighbours)
         assert abs(size - budget) / budget < 0.05
+
+
+def test_jit_compile_is_passed_to_keras():
+    assert build_model(DIGITS, {"cell": "GRU", "units": 4}, jit_compile=True).jit_compile is True
+    assert build_model(DIGITS, {"cell": "GRU", "units": 4}, jit_compile=False).jit_compile is False
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_thread_settings_are_applied_in_a_fresh_process(how):
+    import os
+    import subprocess
+    import sys
+
+    code = ("from study.trial import configure_threads; import tensorflow as tf; "
+            f"configure_threads({'2' if how == 'argument' else 'None'}); "
+            "print(tf.config.threading.get_intra_op_parallelism_threads(), "
+            "tf.config.threading.get_inter_op_parallelism_threads())")
+    env = {**os.environ, "RNN_STUDY_THREADS": "2"} if how == "environment" else dict(os.environ)
+    env.pop("RNN_STUDY_THREADS", None) if how == "argument" else None
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.split() == ["2", "2"], done.stderr[-2000:]
