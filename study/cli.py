@@ -280,6 +280,37 @@ def _cell(value: Any) -> str:
 
 
 @app.command()
+def report(
+    target: str = typer.Argument(..., metavar="STUDY_OR_SWEEP_FILE", help="a study name, or the sweep file that made it"),
+    out: Optional[Path] = typer.Option(None, "--out", help="output folder (default reports/<study>)"),
+    compare: Optional[str] = typer.Option(None, "--compare", help="dimensions to compare, e.g. cell or cell,units (default: the scientific ones)"),
+    formats: str = typer.Option("png,pdf", "--formats", help="figure formats, e.g. png,pdf,svg"),
+    storage: Optional[str] = StorageOption,
+    tracking_uri: Optional[str] = TrackingOption,
+) -> None:
+    """Lab-report tables, figures and report.md/html from what a sweep tracked."""
+    from study.report import ReportError, build_report
+
+    try:
+        with console.status("building the report") as status:
+            result = build_report(
+                target, out=out, compare=compare.split(",") if compare else None, formats=formats,
+                storage=storage, tracking_uri=tracking_uri, progress=lambda message: status.update(message),
+            )
+    except ReportError as err:
+        raise fail(str(err))
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if not result.best.empty:
+        by = result.best.columns[0]
+        wanted = [by, "trial", *[c for c in result.best.columns if c.startswith(("best_val", "test_"))],
+                  "param_count", "seconds_per_epoch", "trials", "failed"]
+        console.print(dataframe_table(result.best[[c for c in wanted if c in result.best]], title=f"best per {by}"))
+    console.print(f"wrote {len(result.files)} files to {result.out}; open {result.out / 'report.html'}"
+                  + (" (also logged to the study's parent run in MLflow)" if result.parent_run_id else ""))
+
+
+@app.command()
 def seeds(
     out: Path = typer.Option(Path("reports/seeds"), "--out", help="folder for seeds.csv and seeds.md"),
     storage: Optional[str] = StorageOption,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +26,8 @@ DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 # MLflow's SQL store runs alembic migrations on first use and logs each step at INFO level.
 logging.getLogger("alembic").setLevel(logging.WARNING)
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+# Downloading a run's artifacts (models, configs for reports) would print a tqdm bar per file.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 ROLE_TAG = "run_role"  # "parent" for the study run, "trial" for a trial run
 MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
@@ -78,3 +80,25 @@ def test_rerun_command_prints_the_difference(finished_sweep):
     missing = CliRunner().invoke(app, ["rerun", "replicated", "99", "--storage", stores["storage"],
                                        "--tracking-uri", stores["tracking_uri"]])
     assert missing.exit_code == 2 and "has no trial 99" in missing.output
+
+
+def test_report_shows_replicate_statistics_and_pairwise_sentences(finished_sweep, tmp_path):
+    from study.report import build_report
+    from study.tracking import load_runs
+
+    _, stores = finished_sweep
+    replicate_best("replicated", 3, **stores)
+    result = build_report("replicated", out=tmp_path / "report", formats="png", **stores)
+
+    summary = pd.read_csv(tmp_path / "report" / "tables" / "replicates.csv").set_index("cell")
+    runs = load_runs(stores["tracking_uri"], "replicated", role="replicate")
+    for cell, group in runs.groupby("params.cell"):
+        assert summary.loc[cell, "n"] == len(group) == 3
+        assert summary.loc[cell, "mean"] == pytest.approx(group["metrics.best_val_accuracy"].mean(), abs=1e-4)
+        assert summary.loc[cell, "param_count"] > 0
+    comparisons = pd.read_csv(tmp_path / "report" / "tables" / "comparisons.csv")
+    assert len(comparisons) == 1 and {"p", "p_holm", "ci_low", "ci_high"} <= set(comparisons.columns)
+    page = (tmp_path / "report" / "report.md").read_text()
+    assert re.search(r"(GRU vs LSTM|LSTM vs GRU): [+-]\d+\.\d pp \(95% CI", page)
+    assert "after Holm" in page and "Budget: equal" in page
+    assert result.parent_run_id is not None

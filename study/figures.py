@@ -1,0 +1,656 @@
+"""Report figures: seaborn plots of a study's trials, one readable style, one colour per cell.
+
+The plotting functions take plain data (DataFrames, arrays, dicts) and return a matplotlib
+`Figure`; `save` writes it as PNG (200 dpi) and vector PDF, or whatever formats the report asks
+for. `REPORT_FIGURES` lists the report's figures: each step picks its data from a `ReportData`
+(the tables `study.report` built, plus histories and best models read back through
+`study.tracking`), draws it and captions it, or says in `warnings` why it cannot. Figures are built on `Figure` objects rather than pyplot, and the
+seaborn theme is applied inside `theme()` only, so a notebook's own pyplot state and style are left
+alone. A cell keeps the same colour in every figure (`CELL_COLOURS`, from seaborn's colour-blind
+palette); failed trials are drawn as crosses in a strip below the data, since they have no score.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+from study import tracking
+from study.config import CELLS, HYPERPARAMETERS, SweepConfig
+
+DPI = 200
+_COLOURBLIND = sns.color_palette("colorblind")
+CELL_COLOURS = {cell: _COLOURBLIND[index] for index, cell in enumerate(CELLS)}
+NEUTRAL = "#555555"
+FAILED_STYLE = {"marker": "x", "s": 40, "linewidths": 1.6}
+
+LABELS = {
+    "cell": "cell",
+    "units": "units per layer",
+    "depth": "recurrent layers",
+    "activation": "activation",
+    "dropout": "input dropout (fraction)",
+    "recurrent_dropout": "recurrent dropout (fraction)",
+    "bidirectional": "bidirectional",
+    "dense_units": "dense units (0 = none)",
+    "head_dropout": "head dropout (fraction)",
+    "embedding_dim": "embedding size",
+    "optimizer": "optimizer",
+    "learning_rate": "learning rate",
+    "clipnorm": "gradient clip norm (0 = none)",
+    "param_count": "parameters (count, log scale)",
+    "train_seconds": "training time (s)",
+}
+
+
+def label(name: str) -> str:
+    return LABELS.get(name, name.replace("_", " "))
+
+
+@contextlib.contextmanager
+def theme() -> Iterator[None]:
+    """seaborn's whitegrid style at notebook scale (`sns.set_theme`), for the figures built inside only."""
+    with mpl.rc_context({**sns.axes_style("whitegrid"), **sns.plotting_context("notebook")}):
+        yield
+
+
+def palette(dimension: str, values: list) -> dict:
+    """Colours of a compared dimension: the fixed cell colours, or an ordered ramp for other values."""
+    if dimension == "cell":
+        return {value: CELL_COLOURS.get(value, NEUTRAL) for value in values}
+    # A sequential ramp reads as "more units / deeper"; it avoids the cell colours' hues.
+    return dict(zip(values, sns.color_palette("flare", len(values))))
+
+
+def save(fig: Figure, folder: Path, stem: str, formats: tuple[str, ...]) -> list[Path]:
+    paths = []
+    for fmt in formats:
+        path = folder / f"{stem}.{fmt}"
+        fig.savefig(path, dpi=DPI)
+        paths.append(path)
+    return paths
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _completed(trials: pd.DataFrame, score: str) -> pd.DataFrame:
+    return trials[(trials["state"] == "COMPLETE") & trials[score].notna()]
+
+
+def _failed_band(ax) -> float:
+    """Extend the y axis down by a band for trials without a score; return the band's centre.
+
+    Failed trials have no score, so they are drawn as crosses in this band, below a dotted line.
+    """
+    low, high = ax.get_ylim()
+    span = (high - low) or 1.0
+    ax.set_ylim(low - 0.14 * span, high)
+    return low - 0.08 * span
+
+
+def _draw_failed(ax, y: float, positions, colours: list) -> None:
+    low = ax.get_ylim()[0]
+    ax.axhline(2 * y - low, color="#bbbbbb", lw=0.8, ls=":")  # as far above the crosses as the axis is below
+    if len(positions):
+        ax.scatter(positions, [y] * len(positions), c=colours, zorder=3, **FAILED_STYLE)
+
+
+def _jitter(count: int, width: float = 0.25, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-width / 2, width / 2, count)
+
+
+def _legend_handles(colours: dict, title_marker: str = "o") -> list[Line2D]:
+    return [Line2D([], [], marker=title_marker, ls="", color=c, ms=8, label=str(v)) for v, c in colours.items()]
+
+
+def _failed_handle() -> Line2D:
+    return Line2D([], [], marker="x", ls="", color=NEUTRAL, ms=7, mew=1.6, label="failed (no score)")
+
+
+def _is_numeric_axis(values: pd.Series, name: str) -> bool:
+    """A continuous axis for searched ranges; a categorical one for choices and booleans."""
+    dim = HYPERPARAMETERS.get(name)
+    if dim is not None and dim.kind in ("categorical", "bool"):
+        return False
+    return values.nunique() > 6
+
+
+def _log_x(ax, counts: bool = False) -> None:
+    """A log x axis labelled 1-2-5 in plain numbers (0.002, 5k), not overlapping 2x10^-3 minor labels."""
+    ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    decades = math.log10(high / low) if low > 0 else 1.0
+    # About five labels whatever the span: a panel is only ~4 inches wide.
+    subs = (1.0,) if decades > 3.5 else (1.0, 3.0) if decades > 1.2 else (1.0, 2.0, 5.0) if decades > 0.5 \
+        else tuple(range(1, 10))
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _count_text(value) if counts else _short(value)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _short(value: float) -> str:
+    """0.03, 0.01, 3e-3, 1e-4: learning rates as ML papers write them, short enough not to collide."""
+    if value == 0 or 0.01 <= abs(value) < 1e4:
+        return f"{value:g}"
+    mantissa, exponent = f"{value:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _count_text(value: float) -> str:
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:g}{suffix}"
+    return f"{value:g}"
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+def isolation(
+    trials: pd.DataFrame, by: str, score: str, order: list, colours: dict, maximize: bool,
+    score_label: str, top: int = 3,
+) -> Figure:
+    """Best score per compared value; the bar spans the best `top` trials (no replicate seeds yet)."""
+    fig = Figure(figsize=(max(6.0, 1.7 * len(order) + 3), 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    done = _completed(trials, score)
+    ticks = []
+    for x, value in enumerate(order):
+        scores = done.loc[done[by] == value, score].sort_values(ascending=not maximize)
+        ticks.append(f"{value}\n(n = {len(scores)})")
+        if scores.empty:
+            ax.text(x, 0.5, "no completed\ntrial", ha="center", va="center", color=NEUTRAL,
+                    transform=ax.get_xaxis_transform())
+            continue
+        best = scores.iloc[:top]
+        colour = colours[value]
+        if len(best) > 1:
+            ax.vlines(x, best.min(), best.max(), color=colour, lw=6, alpha=0.35, zorder=2)
+        ax.plot(x, best.iloc[0], "o", ms=11, color=colour, mec="white", mew=1.5, zorder=3)
+        ax.annotate(f"{best.iloc[0]:.4g}", (x, best.iloc[0]), xytext=(12, 0), textcoords="offset points",
+                    va="center", fontsize=11)
+    ax.set_xticks(range(len(order)), ticks)
+    ax.set_xlim(-0.6, len(order) - 0.4)
+    ax.margins(y=0.15)
+    ax.set(xlabel=label(by), ylabel=score_label, title=f"Best trial per {by}")
+    fig.legend(
+        handles=[
+            Line2D([], [], marker="o", ls="", color=NEUTRAL, ms=9, label="best trial"),
+            Line2D([], [], color=NEUTRAL, lw=6, alpha=0.35, label=f"range of the top {top} trials"),
+        ],
+        loc="outside lower center", ncol=2, frameon=False,
+    )
+    return fig
+
+
+def distribution(
+    trials: pd.DataFrame, by: str, score: str, order: list, colours: dict, score_label: str,
+) -> Figure:
+    """Every trial per compared value: box and points of completed trials, pruned hollow, failed crosses."""
+    fig = Figure(figsize=(max(7.0, 2.3 * len(order) + 4), 5.2), layout="constrained")
+    ax = fig.add_subplot()
+    done = _completed(trials, score)
+    hue = "cell" if by != "cell" and "cell" in trials and trials["cell"].nunique() > 1 else by
+    hue_colours = palette(hue, _order(trials[hue])) if hue != by else colours
+    positions = {value: x for x, value in enumerate(order)}
+    if not done.empty:
+        sns.boxplot(data=done, x=by, y=score, order=order, hue=by, palette=colours, fill=False,
+                    showfliers=False, width=0.5, linewidth=1.5, legend=False, ax=ax)
+        sns.stripplot(data=done, x=by, y=score, order=order, hue=hue, palette=hue_colours, jitter=0.15,
+                      size=7, alpha=0.85, edgecolor="white", linewidth=0.6, legend=False, ax=ax, zorder=3)
+    pruned = trials[(trials["state"] == "PRUNED") & trials[score].notna() & trials[by].isin(order)]
+    if not pruned.empty:
+        ax.scatter([positions[v] for v in pruned[by]] + _jitter(len(pruned)), pruned[score],
+                   facecolors="none", edgecolors=[hue_colours[v] for v in pruned[hue]], s=55, lw=1.5, zorder=3)
+    ax.set_xticks(range(len(order)), [_count_label(trials, by, value) for value in order])
+    ax.set_xlim(-0.6, len(order) - 0.4)
+    no_score = trials[trials["state"].isin(["FAIL", "PRUNED"]) & trials[score].isna() & trials[by].isin(order)]
+    if not no_score.empty:
+        _draw_failed(ax, _failed_band(ax), np.array([positions[v] for v in no_score[by]]) + _jitter(len(no_score)),
+                     [hue_colours[v] for v in no_score[hue]])
+    ax.set(xlabel=label(by), ylabel=score_label, title=f"All trials per {by}")
+    handles = [Line2D([], [], marker="o", ls="", color=NEUTRAL, ms=8, label="completed")]
+    if not pruned.empty:
+        handles.append(Line2D([], [], marker="o", ls="", mfc="none", color=NEUTRAL, ms=8, mew=1.5,
+                              label="pruned (score so far)"))
+    if not no_score.empty:
+        handles.append(_failed_handle())
+    if hue != by:
+        handles += _legend_handles(hue_colours)
+    if len(handles) > 1:  # "completed" alone needs no legend
+        fig.legend(handles=handles, loc="outside right upper", frameon=False)
+    return fig
+
+
+def _count_label(trials: pd.DataFrame, by: str, value) -> str:
+    states = trials.loc[trials[by] == value, "state"]
+    others = [f"{n} {word}" for state, word in (("PRUNED", "pruned"), ("FAIL", "failed"))
+              if (n := int((states == state).sum()))]
+    # One count per line keeps neighbouring labels apart when there are many values.
+    return "\n".join([str(value), f"{(states == 'COMPLETE').sum()} complete", ", ".join(others)]).strip()
+
+
+def _order(values: pd.Series) -> list:
+    return sorted(values.dropna().unique(), key=_cell_first)
+
+
+def _cell_first(value) -> tuple:
+    return (CELLS.index(value), "") if value in CELLS else (len(CELLS), str(value))
+
+
+def two_way(
+    best: pd.DataFrame, x: str, hue: str, score: str, x_order: list, hue_order: list, score_label: str,
+) -> Figure:
+    """Interaction plot: the best score of every (x, hue) combination, one line per hue value.
+
+    Dots on a zoomed axis rather than bars from zero: near-1 accuracies differ in the second decimal.
+    """
+    fig = Figure(figsize=(max(7.5, 2.2 * len(x_order) + 4), 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    colours = palette(hue, hue_order)
+    offsets = np.linspace(-0.2, 0.2, len(hue_order)) if len(hue_order) > 1 else np.zeros(1)
+    for offset, value in zip(offsets, hue_order):
+        scores = best[best[hue] == value].set_index(x)[score].reindex(x_order)
+        positions = np.arange(len(x_order)) + offset
+        ax.plot(positions, scores, "-o", color=colours[value], ms=9, lw=1.5, mec="white", mew=1.2)
+        for position, y in zip(positions, scores):
+            if pd.notna(y):
+                ax.annotate(f"{y:.4g}", (position, y), xytext=(8, 0), textcoords="offset points", va="center",
+                            fontsize=10)
+    ax.set_xticks(range(len(x_order)), x_order)
+    ax.set_xlim(-0.6, len(x_order) - 0.4)
+    ax.margins(y=0.12)
+    ax.set(xlabel=label(x), ylabel=score_label, title=f"Best trial per {x} and {hue}")
+    fig.legend(handles=_legend_handles(colours), title=label(hue), loc="outside right upper", frameon=False)
+    return fig
+
+
+# --------------------------------------------------------------------------- search and cost
+
+
+def objective_vs_params(
+    trials: pd.DataFrame, params: list[str], score: str, score_label: str, log_params: set[str],
+) -> Figure:
+    """The score of every trial against each searched hyperparameter, one panel each, colour = cell."""
+    columns = min(3, len(params))
+    rows = math.ceil(len(params) / columns)
+    fig = Figure(figsize=(max(4.4 * columns, 7.0) + 2.2, 3.9 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, columns, sharey=True, squeeze=False).ravel()
+    done = _completed(trials, score)
+    failed = trials[trials[score].isna() & (trials["state"] != "RUNNING")]
+    colours = palette("cell", _order(trials["cell"]))
+    for ax, param in zip(axes, params):
+        if _is_numeric_axis(trials[param], param):
+            sns.scatterplot(data=done, x=param, y=score, hue="cell", palette=colours, s=45, alpha=0.85,
+                            edgecolor="white", legend=False, ax=ax)
+            if param in log_params:
+                _log_x(ax)
+        else:
+            sns.stripplot(data=done, x=param, y=score, order=_order(trials[param]), hue="cell", palette=colours,
+                          jitter=0.2, size=6, alpha=0.85, legend=False, ax=ax)
+        ax.set_xlabel(label(param) + (" (log scale)" if param in log_params else ""))
+        ax.set_ylabel(score_label)
+    y_failed = _failed_band(axes[0]) if not failed.empty else None  # the shared y axis: one band for all panels
+    for ax, param in zip(axes, params if y_failed is not None else []):
+        if _is_numeric_axis(trials[param], param):
+            positions = failed[param].to_numpy(dtype=float)
+        else:
+            order = _order(trials[param])
+            positions = np.array([order.index(v) for v in failed[param]]) + _jitter(len(failed))
+        _draw_failed(ax, y_failed, positions, [colours[c] for c in failed["cell"]])
+    for ax in axes[len(params):]:
+        ax.set_visible(False)
+    fig.suptitle("Every trial's score against each searched hyperparameter")
+    fig.legend(handles=_legend_handles(colours) + ([_failed_handle()] if not failed.empty else []), title="cell",
+               loc="outside right upper", frameon=False)
+    return fig
+
+
+def cost(trials: pd.DataFrame, score: str, score_label: str) -> Figure:
+    """The score against model size and training time: what each cell's accuracy costs."""
+    fig = Figure(figsize=(12.5, 4.8), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    done = _completed(trials, score).astype({"param_count": float})
+    colours = palette("cell", _order(trials["cell"]))
+    for ax, x in zip(axes, ("param_count", "train_seconds")):
+        sns.scatterplot(data=done, x=x, y=score, hue="cell", palette=colours, s=50, alpha=0.85,
+                        edgecolor="white", legend=False, ax=ax)
+        values = done[x].dropna()
+        spread = values.max() / values.min() if len(values) and values.min() > 0 else 1
+        if x == "param_count" or spread > 30:
+            _log_x(ax, counts=x == "param_count")
+        ax.set_xlabel(label(x) if x == "param_count" or spread <= 30 else "training time (s, log scale)")
+        ax.set_ylabel(score_label)
+    axes[0].set_title("against model size")
+    axes[1].set_title("against training time (all epochs)")
+    fig.suptitle("Cost of each trial's score")
+    fig.legend(handles=_legend_handles(colours), title="cell", loc="outside right upper", frameon=False)
+    return fig
+
+
+def learning_curves(
+    histories: pd.DataFrame, runs: list[tuple[str, str, tuple, int | None]], metric_key: str,
+    loss_label: str, metric_label: str,
+) -> Figure:
+    """Train (solid) and validation (dashed) curves of a few runs: loss left, metric right.
+
+    `runs` holds (legend label, run id, colour, best epoch) for each curve pair.
+    """
+    fig = Figure(figsize=(12.5, 5.0), layout="constrained")
+    ax_loss, ax_metric = fig.subplots(1, 2)
+    for name, run_id, colour, best_epoch in runs:
+        history = histories[histories["run_id"] == run_id]
+        for ax, key in ((ax_loss, "loss"), (ax_metric, metric_key)):
+            for prefix, style in (("", "-"), ("val_", "--")):
+                series = history[history["key"] == prefix + key].sort_values("epoch")
+                ax.plot(series["epoch"], series["value"], ls=style, color=colour, lw=2,
+                        marker="o" if len(series) <= 15 else None, ms=4)
+                if prefix and best_epoch is not None:
+                    at = series[series["epoch"] == best_epoch]
+                    ax.plot(at["epoch"], at["value"], "*", color=colour, ms=15, mec="black", mew=0.6, zorder=4)
+    for ax, title, ylabel in ((ax_loss, "Loss", loss_label), (ax_metric, metric_label.capitalize(), metric_label)):
+        ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    handles = [Line2D([], [], color=colour, lw=3, label=name) for name, _, colour, _ in runs]
+    handles += [
+        Line2D([], [], color=NEUTRAL, lw=2, ls="-", label="training"),
+        Line2D([], [], color=NEUTRAL, lw=2, ls="--", label="validation"),
+        Line2D([], [], marker="*", ls="", color=NEUTRAL, ms=13, label="best epoch (model kept)"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), frameon=False)
+    return fig
+
+
+def importance(results: dict[str, dict[str, float]]) -> Figure:
+    """One horizontal bar panel per evaluator, parameters in the same order (the first evaluator's)."""
+    first = next(iter(results.values()))
+    names = sorted({p for values in results.values() for p in values}, key=lambda p: -first.get(p, 0.0))
+    fig = Figure(figsize=(12.0, 0.45 * len(names) + 2.3), layout="constrained")
+    axes = fig.subplots(1, len(results), sharey=True, squeeze=False).ravel()
+    for ax, (evaluator, values) in zip(axes, results.items()):
+        if not values:
+            ax.text(0.5, 0.5, "not available\n(too few completed trials\nor all scores equal)",
+                    ha="center", va="center", transform=ax.transAxes, color=NEUTRAL)
+        bars = ax.barh(range(len(names)), [values.get(p, 0.0) for p in names], color="#7a7a7a", height=0.6)
+        ax.bar_label(bars, fmt="%.2f", padding=3, fontsize=10)
+        ax.set(title=evaluator, xlabel="importance (normalised, sums to 1)")
+    top = max((v for values in results.values() for v in values.values()), default=0.0)
+    axes[0].set_xlim(0, top * 1.18 or 1.0)  # shared scale, so bar lengths compare across evaluators
+    for ax in axes[1:]:
+        ax.set_xlim(axes[0].get_xlim())
+    axes[0].set_yticks(range(len(names)), [label(p) for p in names])
+    axes[0].invert_yaxis()
+    fig.suptitle("Hyperparameter importance by two evaluators")
+    return fig
+
+
+# --------------------------------------------------------------------------- the best models on the test set
+
+
+def confusion_matrices(panels: list[tuple[str, np.ndarray, list]]) -> Figure:
+    """One heatmap per model: counts written in the cells, colour = fraction of the true class."""
+    size = max(len(labels) for _, _, labels in panels)
+    side = max(4.2, 0.42 * size + 1.6)
+    fig = Figure(figsize=(side * len(panels) + 1.2, side + 0.8), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False).ravel()
+    for index, (ax, (title, counts, labels)) in enumerate(zip(axes, panels)):
+        fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        last = index == len(panels) - 1
+        sns.heatmap(fractions, annot=counts, fmt="d", cmap="Blues", vmin=0, vmax=1, square=True,
+                    cbar=last, cbar_kws={"label": "fraction of the true class", "shrink": 0.8},
+                    xticklabels=labels, yticklabels=labels, annot_kws={"fontsize": 8 if size > 6 else 11}, ax=ax)
+        ax.set(title=title, xlabel="predicted class", ylabel="true class" if index == 0 else "")
+        ax.tick_params(axis="y", rotation=0)
+    fig.suptitle("Confusion matrix on the test set (best-epoch model of each best trial)")
+    return fig
+
+
+def actual_vs_predicted(actual: np.ndarray, predictions: list[tuple[str, np.ndarray, tuple]]) -> Figure:
+    """The test series and each model's one-step-ahead prediction of it."""
+    fig = Figure(figsize=(12.5, 5.0), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(np.arange(len(actual)), actual, color="black", lw=2.2, label="actual (test)")
+    for name, values, colour in predictions:
+        ax.plot(np.arange(len(values)), values, color=colour, lw=1.8, ls="--", label=name)
+    ax.set(xlabel="time step in the test window", ylabel="series value (target units)",
+           title="Actual vs predicted on the test window (best-epoch model of each best trial)")
+    fig.legend(loc="outside lower center", ncol=min(len(predictions) + 1, 5), frameon=False)
+    return fig
+
+
+# --------------------------------------------------------------------------- the figures of a report
+
+
+@dataclass
+class ReportData:
+    """What a report's figures draw from: the study's tables and how to read them."""
+
+    trials: pd.DataFrame
+    best: pd.DataFrame  # study.report.best_table of `primary`
+    two_way: pd.DataFrame | None  # study.report.two_way_table of (primary, secondary)
+    score: str  # the score column, `best_<metric>`
+    score_label: str
+    maximize: bool
+    kind: str  # the task's kind: multiclass, binary or regression
+    primary: str
+    secondary: str | None
+    order: list  # the primary dimension's values in reading order
+    config: SweepConfig | None
+    tracking_uri: str
+    importances: dict[str, dict[str, float]] = field(default_factory=dict)  # evaluator -> param -> importance
+    warnings: list[str] = field(default_factory=list)  # figures append why they are missing
+
+    @property
+    def colours(self) -> dict:
+        return palette(self.primary, self.order)
+
+    def name(self, value) -> str:
+        return str(value) if self.primary == "cell" else f"{self.primary} = {value}"
+
+    def best_runs(self, limit: int | None = None) -> pd.DataFrame:
+        """The best trial of each compared value with its run id, in the values' order; with `limit`,
+        only that many of the highest-scoring ones."""
+        rows = self.best.dropna(subset=["trial"]).merge(self.trials[["trial", "run_id"]], on="trial")
+        if limit is not None:
+            kept = rows.sort_values(self.score, ascending=not self.maximize).head(limit)
+            rows = rows[rows["trial"].isin(kept["trial"])]
+        return rows
+
+
+@dataclass
+class Drawn:
+    stem: str  # file name without extension
+    title: str
+    caption: str
+    figure: Figure
+
+
+def isolation_figure(data: ReportData, top: int = 3) -> Drawn:
+    return Drawn("isolation", f"Best trial per {data.primary}", (
+        f"The best completed trial of each {data.primary} value, with its score. There are no replicate seeds "
+        f"yet, so the bar is the range of the top {top} trials of that value, not seed-to-seed noise; n counts "
+        "the completed trials."),
+        isolation(data.trials, data.primary, data.score, data.order, data.colours, data.maximize,
+                  data.score_label, top))
+
+
+def distribution_figure(data: ReportData) -> Drawn:
+    return Drawn("distribution", f"All trials per {data.primary}", (
+        "Every trial: box (quartiles, whiskers at 1.5 IQR) and points for completed trials, hollow points for "
+        "pruned trials at the score they had when pruned, crosses under the dotted line for failed trials (no "
+        "score). A best value drawn from a wide spread or from mostly failed trials is fragile."),
+        distribution(data.trials, data.primary, data.score, data.order, data.colours, data.score_label))
+
+
+def two_way_figure(data: ReportData) -> Drawn | None:
+    if data.two_way is None:
+        return None
+    first, second = data.primary, data.secondary
+    long = data.two_way.melt(id_vars=first, var_name=second, value_name=data.score).dropna(subset=[data.score])
+    long[second] = long[second].str.removeprefix(f"{second}=")
+    long[first] = long[first].astype(str)
+    # Cells keep their colours: when cell is one of the two dimensions, it is the hue.
+    hue, x = (first, second) if first == "cell" or second != "cell" else (second, first)
+    orders = {d: [str(v) for v in _reading_order(data, d)] for d in (x, hue)}
+    return Drawn("two_way", f"Best trial per {first} and {second}", (
+        f"The best score of every {first} × {second} combination (the two-way table), one line per {hue}; a "
+        "missing point is a combination without a completed trial. The axis is zoomed: read the values."),
+        two_way(long, x, hue, data.score, orders[x], orders[hue], data.score_label))
+
+
+def _reading_order(data: ReportData, dimension: str) -> list:
+    if dimension == data.primary:
+        return data.order
+    hp = data.config.hyperparameters.get(dimension) if data.config else None
+    present = list(data.trials[dimension].dropna().unique())
+    listed = [v for v in (hp.choices or ()) if v in present] if hp else []
+    return listed + sorted((v for v in present if v not in listed), key=_cell_first)
+
+
+def objective_figure(data: ReportData) -> Drawn | None:
+    trials = data.trials
+    searched = list(data.config.searched) if data.config else list(HYPERPARAMETERS)
+    params = [p for p in searched if p != data.primary and p in trials and trials[p].nunique() > 1]
+    if not params:
+        return None  # only the compared dimension was searched: the distribution figure shows it
+    if data.config:
+        log_params = {p for p, hp in data.config.searched.items() if hp.log}
+    else:
+        log_params = {"learning_rate"} & set(params)
+    return Drawn("objective_vs_params", "Score against each searched hyperparameter", (
+        "The score of every completed trial against each searched hyperparameter (colour = cell; log axes where "
+        "the range was searched on a log scale); crosses at the bottom are failed trials. Look for best points "
+        "at the edge of a range, and for regions where a cell fails."),
+        objective_vs_params(trials, params, data.score, data.score_label, log_params))
+
+
+def curves_figure(data: ReportData) -> Drawn | None:
+    rows = data.best_runs()
+    if rows.empty:
+        return None  # no completed trial: the warnings already say so
+    key = "mae" if data.kind == "regression" else "accuracy"
+    histories = tracking.load_histories(data.tracking_uri, list(rows["run_id"]), ["loss", "val_loss", key, f"val_{key}"])
+    if histories.empty:
+        data.warnings.append("no per-epoch metrics were logged for the best trials: no learning curves")
+        return None
+    runs = [(f"{data.name(r[data.primary])} (trial {r['trial']})", r["run_id"], data.colours[r[data.primary]],
+             None if pd.isna(r["best_epoch"]) else int(r["best_epoch"])) for _, r in rows.iterrows()]
+    loss = "loss (MSE)" if data.kind == "regression" else "loss (cross-entropy)"
+    metric = "MAE (target units)" if key == "mae" else "accuracy (fraction correct)"
+    return Drawn("learning_curves", f"Learning curves of the best trial per {data.primary}", (
+        f"Training (solid) and validation (dashed) loss and {key} per epoch of the best trial of each "
+        f"{data.primary}; the star marks the epoch whose weights were kept, scored and tested."),
+        learning_curves(histories, runs, key, loss, metric))
+
+
+def cost_figure(data: ReportData) -> Drawn | None:
+    if not data.trials["param_count"].notna().any():
+        return None
+    return Drawn("cost", "Score against model size and training time", (
+        "The score of every completed trial against its parameter count and its training time (all epochs, on "
+        "the machine that ran it). Equal units are not equal size: an LSTM has about 4× and a GRU 3× the "
+        "recurrent weights of a SimpleRNN."),
+        cost(data.trials, data.score, data.score_label))
+
+
+def importance_figure(data: ReportData) -> Drawn | None:
+    if not any(data.importances.values()):
+        return None
+    return Drawn("importance", "Hyperparameter importance: fANOVA and PED-ANOVA", (
+        "How much each searched hyperparameter explains the score, by two of Optuna's evaluators over the "
+        "completed trials. **fANOVA** fits a random forest from hyperparameters to score and splits its variance "
+        "(seeded). **PED-ANOVA**, Optuna 5's default, measures how differently the top trials' values are "
+        "distributed from all trials'. They answer different questions and can rank parameters differently: "
+        "read them together."),
+        importance(data.importances))
+
+
+MODEL_NOTE = (" The models are the logged best-epoch models (the `model.keras` artifact of each trial's run, holding "
+              "the weights of its best validation epoch), not retrained.")
+
+
+def task_figure(data: ReportData, max_models: int = 4) -> Drawn | None:
+    """Confusion matrices (classification) or the predicted test series (regression) of the best models."""
+    what = "actual-vs-predicted figure" if data.kind == "regression" else "confusion matrix"
+    if data.config is None:
+        data.warnings.append(f"no {what}: the parent run holds no sweep definition to load the test data from")
+        return None
+    from study.data import load_task  # the task's loader, only when a report needs test data
+
+    try:
+        test = load_task(data.config.task)
+    except Exception as err:  # noqa: BLE001 - e.g. MNIST offline: the rest of the report stands
+        data.warnings.append(f"no {what}: the test data of task `{data.config.task.name}` could not be loaded ({err})")
+        return None
+    rows = data.best_runs(limit=max_models)
+    predicted = predict_best(data.tracking_uri, list(rows["run_id"]), test.x_test)
+    missing = [str(t) for t, p in zip(rows["trial"], predicted) if p is None]
+    if missing:
+        data.warnings.append(f"no `model.keras` logged for trial(s) {', '.join(missing)} (a sweep with "
+                             f"`log_models: false`?): left out of the {what}")
+    models = [(r, p) for (_, r), p in zip(rows.iterrows(), predicted) if p is not None]
+    if not models:
+        return None
+    if data.kind == "regression":
+        actual = test.y_test.ravel()
+        series = [(f"{data.name(r[data.primary])} (trial {r['trial']}, test MAE "
+                   f"{np.mean(np.abs(p.ravel() - actual)):.3g})", p.ravel(), data.colours[r[data.primary]])
+                  for r, p in models]
+        return Drawn("actual_vs_predicted", "Actual vs predicted on the test window", (
+            f"The test series and the one-step-ahead predictions of the best trial of each {data.primary}."
+            + MODEL_NOTE), actual_vs_predicted(actual, series))
+    classes = test.num_classes or 2
+    panels = []
+    for r, p in models:
+        predicted_classes = p.argmax(axis=-1) if p.shape[-1] > 1 else (p.ravel() > 0.5).astype(int)
+        accuracy = np.mean(predicted_classes == test.y_test)
+        counts = np.zeros((classes, classes), dtype=int)
+        np.add.at(counts, (test.y_test.astype(int).ravel(), predicted_classes), 1)
+        panels.append((f"{data.name(r[data.primary])} (trial {r['trial']})\ntest accuracy {accuracy:.3f}",
+                       counts, list(range(classes))))
+    return Drawn("confusion_matrix", "Confusion matrix of the best models", (
+        f"Test-set confusion matrix of the best trial of each {data.primary} (at most {max_models})." + MODEL_NOTE),
+        confusion_matrices(panels))
+
+
+def predict_best(tracking_uri: str, run_ids: list[str], x: np.ndarray) -> list[np.ndarray | None]:
+    """Each run's logged best-epoch model (`model.keras`) applied to `x`; None where none was logged."""
+    import keras  # TensorFlow takes seconds to load: only this figure pays for it
+
+    predictions: list[np.ndarray | None] = []
+    with tempfile.TemporaryDirectory() as folder:
+        for run_id in run_ids:
+            try:
+                path = tracking.download_artifact(tracking_uri, run_id, "model.keras", Path(folder) / run_id)
+            except Exception:  # noqa: BLE001 - MLflow's missing-artifact error cannot be imported here
+                predictions.append(None)
+                continue
+            model = keras.saving.load_model(path, compile=False)
+            predictions.append(np.asarray(model.predict(x, batch_size=1024, verbose=0)))
+    return predictions
+
+
+# In the order the report shows them, each with the step message the CLI prints.
+REPORT_FIGURES = (
+    ("isolation plot", isolation_figure),
+    ("distribution of all trials", distribution_figure),
+    ("two-way comparison", two_way_figure),
+    ("score against each hyperparameter", objective_figure),
+    ("learning curves", curves_figure),
+    ("cost", cost_figure),
+    ("hyperparameter importance", importance_figure),
+    ("best models on the test set", task_figure),
+)

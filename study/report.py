@@ -1,0 +1,705 @@
+"""Reports: the tables and figures of a lab report, read back from what a sweep tracked.
+
+`build_report` turns a finished or partial study into `reports/<study>/`: the best trial per
+compared value, a two-way table and every trial, each as CSV, Markdown and LaTeX with the same
+rounded numbers; the figures of `study.figures` (PNG and PDF); and `report.md` and `report.html`,
+which put them together with captions, the sweep's fixed settings as caveats, and warnings where
+the data calls for them. Everything is read from MLflow through `study.tracking`, except
+hyperparameter importance, which Optuna computes from the study's storage through `study.sweep`;
+so a report can always be re-run. It is logged back to the study's parent run. `load_trials`,
+`best_table` and `two_way_table` return the same tables as DataFrames for notebooks.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from study import figures, stats, tracking
+from study.config import CELLS, HYPERPARAMETERS, ConfigError, SweepConfig, load_sweep, parse_config
+from study.sweep import STORAGE_ENV, StudyNotFound, mask_password, param_importances, resolve_storage, resolve_tracking_uri
+
+SUMMARY_METRICS = ("param_count", "seconds_per_epoch", "train_seconds", "best_epoch")
+INTEGER_METRICS = {"param_count", "best_epoch"}
+EVALUATORS = {"fANOVA": "fanova", "PED-ANOVA": "ped-anova"}  # shown name -> study.sweep's name
+FEW_TRIALS = 5  # fewer completed trials than this per compared value: the best is a rough estimate
+EDGE = 0.05  # a best value within 5% of a range's end (log-scaled where searched on a log scale)
+TOP = 3  # the isolation plot's spread: range of the top trials (until replicate seeds exist)
+MAX_MODELS = 4  # best models rerun on the test set for the task figure
+
+
+class ReportError(Exception):
+    """A report that cannot be made (unknown or empty study, bad option); nothing was written."""
+
+
+@dataclass
+class ReportResult:
+    """What `build_report` wrote (`files`: tables, figures, report.md, report.html) and found."""
+
+    study_name: str
+    out: Path
+    files: list[Path]
+    warnings: list[str]
+    trials: pd.DataFrame = field(repr=False)
+    best: pd.DataFrame = field(repr=False)
+    two_way: pd.DataFrame | None = field(repr=False)
+    importances: dict[str, dict[str, float]] = field(default_factory=dict)
+    parent_run_id: str | None = None  # the run the report was logged to; None if it was not
+
+
+# --------------------------------------------------------------------------- reading the store
+
+
+def load_trials(study_name: str, tracking_uri: str | None = None) -> pd.DataFrame:
+    """One row per trial run of a study in MLflow: trial, state, every hyperparameter (typed),
+    score (`best_<metric>`), `test_*`, size and speed, seed, fail_reason and run_id."""
+    try:
+        uri = resolve_tracking_uri(tracking_uri)
+    except ConfigError as err:
+        raise ReportError(str(err)) from None
+    _require_store(uri)
+    runs = tracking.load_runs(uri, study_name, "trial")
+    if runs.empty:
+        if tracking.experiment_id(uri, study_name) is None:
+            raise ReportError(f"no study named {study_name!r} in the MLflow store {mask_password(uri)}; "
+                              "run `study sweep` first, or pass --tracking-uri")
+        raise ReportError(f"study {study_name!r} has no trial runs yet: nothing to report")
+    return _trials_frame(runs)
+
+
+def _require_store(uri: str) -> None:
+    # Opening a missing SQLite file would create an empty store: a report must write nothing.
+    path = tracking.sqlite_path(uri)
+    if path is not None and not path.exists():
+        raise ReportError(f"no MLflow store at {path} (run `study sweep <file>` first, or pass --tracking-uri)")
+
+
+def _trials_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    columns: dict[str, Any] = {
+        "trial": pd.to_numeric(runs["tags.trial_number"]).astype(int),
+        "state": _column(runs, "tags.state").fillna("RUNNING"),
+    }
+    for name, dim in HYPERPARAMETERS.items():
+        if f"params.{name}" in runs:
+            columns[name] = _typed(runs[f"params.{name}"], dim.kind)
+    metrics = [c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics.")]
+    scores = sorted(m for m in metrics if m.startswith("best_") and m != "best_epoch")
+    for metric in scores + sorted(m for m in metrics if m.startswith("test_")) + list(SUMMARY_METRICS):
+        values = pd.to_numeric(_column(runs, f"metrics.{metric}"))
+        columns[metric] = values.round().astype("Int64") if metric in INTEGER_METRICS else values.astype(float)
+    columns["seed"] = pd.to_numeric(_column(runs, "tags.seed")).astype("Int64")
+    columns["fail_reason"] = _column(runs, "tags.fail_reason")
+    columns["run_id"] = runs["run_id"]
+    return pd.DataFrame(columns).sort_values("trial").reset_index(drop=True)
+
+
+def _column(runs: pd.DataFrame, name: str) -> pd.Series:
+    return runs[name] if name in runs else pd.Series([None] * len(runs), index=runs.index, dtype=object)
+
+
+def _typed(values: pd.Series, kind: str) -> pd.Series:
+    """MLflow stores params as strings; give them back their hyperparameter's type."""
+    if kind == "bool":
+        return values.map({"True": True, "False": False})
+    if kind == "int":
+        numbers = pd.to_numeric(values)
+        return numbers.astype(int) if numbers.notna().all() else numbers.astype("Int64")
+    if kind == "float":
+        return pd.to_numeric(values).astype(float)
+    return values.astype(object)
+
+
+@dataclass
+class _Study:
+    """What a report needs to know about a study besides its trials."""
+
+    name: str
+    tracking_uri: str
+    trials: pd.DataFrame
+    parent: dict[str, Any]  # the parent run's row of tracking.load_runs, {} if there is none
+    config: SweepConfig | None  # the resolved sweep definition the parent run recorded
+    metric: str
+    direction: str
+
+    @property
+    def score(self) -> str:
+        return f"best_{self.metric}"
+
+    @property
+    def kind(self) -> str:
+        if self.config is not None:
+            return self.config.task.kind
+        return "regression" if "test_mae" in self.trials else "multiclass"
+
+
+def _open_study(name: str, tracking_uri: str, sweep_config: SweepConfig | None) -> _Study:
+    trials = load_trials(name, tracking_uri)
+    parents = tracking.load_runs(tracking_uri, name, "parent")
+    parent = parents.iloc[0].to_dict() if not parents.empty else {}
+    config = _recorded_config(tracking_uri, parent) or sweep_config
+    scores = [c for c in trials if c.startswith("best_") and c != "best_epoch"]
+    metric = parent.get("tags.metric") or (config.objective.metric if config else None) or (
+        scores[0].removeprefix("best_") if scores else "val_accuracy")
+    direction = config.objective.direction if config else _direction(metric)
+    if f"best_{metric}" not in trials:
+        trials[f"best_{metric}"] = np.nan  # no trial completed yet
+    return _Study(name, tracking_uri, trials, parent, config, metric, direction)
+
+
+def _recorded_config(tracking_uri: str, parent: dict[str, Any]) -> SweepConfig | None:
+    """The sweep definition the parent run logged (`config.yaml`), or None if it cannot be read."""
+    if not parent:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            path = tracking.download_artifact(tracking_uri, parent["run_id"], "config.yaml", folder)
+            return parse_config(yaml.safe_load(path.read_text()), source="the parent run's config.yaml")
+        except Exception:  # noqa: BLE001 - a missing or outdated artifact: fall back to the sweep file
+            return None
+
+
+def _direction(metric: str) -> str:
+    return "maximize" if metric.endswith("accuracy") else "minimize"
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _score_column(trials: pd.DataFrame) -> str:
+    return next(c for c in trials if c.startswith("best_") and c != "best_epoch")
+
+
+def value_order(trials: pd.DataFrame, dimension: str, config: SweepConfig | None = None) -> list:
+    """Values of a dimension in reading order: the sweep file's choices, cells as CELLS, else sorted."""
+    present = list(trials[dimension].dropna().unique())
+    hp = config.hyperparameters.get(dimension) if config else None
+    listed = list(hp.choices) if hp is not None and hp.choices else list(CELLS) if dimension == "cell" else []
+    return [v for v in listed if v in present] + sorted(v for v in present if v not in listed)
+
+
+def varying_params(trials: pd.DataFrame) -> list[str]:
+    return [p for p in HYPERPARAMETERS if p in trials and trials[p].nunique(dropna=True) > 1]
+
+
+def best_table(trials: pd.DataFrame, by: str = "cell", score: str | None = None,
+               direction: str | None = None, order: list | None = None) -> pd.DataFrame:
+    """The best completed trial per value of `by`: score, test metrics at that epoch, the params that
+    vary, size, speed, and how many trials ran, completed, were pruned or failed."""
+    score = score or _score_column(trials)
+    direction = direction or _direction(score)
+    done = trials[(trials["state"] == "COMPLETE") & trials[score].notna()]
+    best = done.sort_values([score, "trial"], ascending=[direction == "minimize", True]).groupby(by).head(1)
+    states = trials.groupby(by)["state"]
+    counts = pd.DataFrame({
+        "trials": states.size(),
+        "complete": states.apply(lambda s: int((s == "COMPLETE").sum())),
+        "pruned": states.apply(lambda s: int((s == "PRUNED").sum())),
+        "failed": states.apply(lambda s: int((s == "FAIL").sum())),
+    })
+    params = [p for p in varying_params(trials) if p != by]
+    front = [by, "trial", score] + [c for c in trials if c.startswith("test_")] + ["best_epoch"]
+    table = counts.join(best.set_index(by)[front[1:] + params + ["param_count", "seconds_per_epoch"]])
+    table = table.reindex(order or value_order(trials, by)).rename_axis(by).reset_index()
+    table["trial"] = table["trial"].astype("Int64")
+    return table[front + params + ["param_count", "seconds_per_epoch", "trials", "complete", "pruned", "failed"]]
+
+
+def two_way_table(trials: pd.DataFrame, rows: str, columns: str, score: str | None = None,
+                  direction: str | None = None, config: SweepConfig | None = None) -> pd.DataFrame:
+    """The best score of every (rows, columns) combination; empty where no trial completed."""
+    score = score or _score_column(trials)
+    done = trials[(trials["state"] == "COMPLETE") & trials[score].notna()]
+    grouped = done.groupby([rows, columns])[score]
+    best = grouped.max() if (direction or _direction(score)) == "maximize" else grouped.min()
+    table = best.unstack(columns).reindex(index=value_order(trials, rows, config),
+                                          columns=value_order(trials, columns, config))
+    table.columns = [f"{columns}={value}" for value in table.columns]
+    return table.rename_axis(rows).reset_index()
+
+
+def _formatted(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every cell as the text all three table formats write, so they carry the same numbers."""
+    return frame.astype(object).apply(lambda column: column.map(_cell_text))
+
+
+def _cell_text(value: Any) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
+    return str(value)
+
+
+def _write_table(frame: pd.DataFrame, folder: Path, stem: str) -> list[Path]:
+    text = _formatted(frame)
+    paths = [folder / f"{stem}.{ext}" for ext in ("csv", "md", "tex")]
+    text.to_csv(paths[0], index=False)
+    paths[1].write_text(markdown_table(text) + "\n")
+    paths[2].write_text(latex_table(text))
+    return paths
+
+
+def markdown_table(text: pd.DataFrame) -> str:
+    """A pipe table of formatted cells; numbers right-aligned, text left."""
+    numeric = _numeric_columns(text)
+    text = text.map(lambda cell: cell.replace("|", "\\|"))
+    try:
+        return text.to_markdown(index=False, disable_numparse=True,
+                                colalign=["right" if n else "left" for n in numeric])
+    except ImportError:  # pandas needs `tabulate` for to_markdown; this is the same table, unpadded
+        rows = [list(text.columns), ["---:" if n else ":---" for n in numeric], *text.to_numpy().tolist()]
+        return "\n".join("| " + " | ".join(map(str, row)) + " |" for row in rows)
+
+
+def latex_table(text: pd.DataFrame) -> str:
+    """A booktabs tabular (`\\usepackage{booktabs}`); numbers right-aligned, text left."""
+    numeric = _numeric_columns(text)
+    lines = ["% requires \\usepackage{booktabs}", "\\begin{tabular}{" + "".join("r" if n else "l" for n in numeric) + "}",
+             "\\toprule", " & ".join(map(_latex_escape, text.columns)) + " \\\\", "\\midrule"]
+    lines += [" & ".join(map(_latex_escape, row)) + " \\\\" for row in text.to_numpy().tolist()]
+    return "\n".join(lines + ["\\bottomrule", "\\end{tabular}", ""])
+
+
+def _numeric_columns(text: pd.DataFrame) -> list[bool]:
+    return [bool(text[c].map(lambda s: s == "" or _is_number(s)).all()) for c in text]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(LATEX_SPECIAL.get(char, char) for char in str(text))
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def build_report(
+    target: str,
+    out: str | Path | None = None,
+    compare: list[str] | None = None,
+    formats: str | tuple[str, ...] = ("png", "pdf"),
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ReportResult:
+    """Write the report of a study (a name, or a sweep file naming it and its stores) into `out`
+    (default `reports/<study>`), log it to the study's parent run, and return what was written.
+
+    Raises ReportError, before writing anything, for an unknown or empty study, a compared
+    dimension that is not a hyperparameter, an unknown figure format or a bad store URL.
+    """
+    say = progress or (lambda message: None)
+    sweep_config = None
+    try:
+        if Path(target).is_file() or Path(target).suffix in (".yaml", ".yml"):
+            sweep_config = load_sweep(target).config
+        tracking_uri = resolve_tracking_uri(tracking_uri, sweep_config)
+    except ConfigError as err:
+        raise ReportError(str(err)) from None
+    formats = _check_formats(formats)
+    say("reading the study's runs from MLflow")
+    study = _open_study(sweep_config.name if sweep_config else str(target), tracking_uri, sweep_config)
+    dimensions = _compared(study, compare)
+    try:
+        storage = _importance_storage(storage, sweep_config, study.parent)
+    except ConfigError as err:
+        raise ReportError(str(err)) from None
+    out = Path(out) if out is not None else Path("reports") / study.name
+    return _Builder(study, dimensions, storage, out, formats, say).build()
+
+
+def _check_formats(formats: str | tuple[str, ...]) -> tuple[str, ...]:
+    if isinstance(formats, str):  # the CLI's --formats png,pdf,svg
+        formats = formats.split(",")
+    formats = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in formats if f.strip()))
+    supported = figures.Figure().canvas.get_supported_filetypes()
+    unknown = [f for f in formats if f not in supported]
+    if unknown or not formats:
+        raise ReportError(f"unknown figure format {unknown[0] if unknown else '(none given)'!r}; "
+                          f"use some of: {', '.join(sorted(supported))}")
+    return formats
+
+
+def _compared(study: _Study, compare: list[str] | None) -> list[str]:
+    """The dimensions to compare: as asked, else the study's scientific hyperparameters, else cell."""
+    if compare:
+        dimensions = list(compare)
+    else:
+        recorded = study.parent.get("tags.scientific")
+        dimensions = recorded.split(",") if isinstance(recorded, str) else (
+            study.config.scientific if study.config else [])
+        dimensions = [d for d in dimensions if d in study.trials] or ["cell"]
+    choices = [p for p in HYPERPARAMETERS if p in study.trials]
+    for dimension in dimensions:
+        if dimension not in choices:
+            raise ReportError(f"cannot compare by {dimension!r}: not a hyperparameter of study "
+                              f"{study.name!r}; choose from {', '.join(choices)}")
+    return dimensions
+
+
+def _importance_storage(flag: str | None, sweep_config: SweepConfig | None, parent: dict[str, Any]) -> str:
+    """Flag, environment or sweep file as for a sweep; else the storage the parent run recorded."""
+    chosen = flag or os.environ.get(STORAGE_ENV) or (sweep_config.storage if sweep_config else None)
+    recorded = parent.get("tags.optuna_storage")
+    if not chosen and isinstance(recorded, str) and "***" not in recorded:  # a masked password is unusable
+        chosen = recorded
+    return resolve_storage(chosen, sweep_config)
+
+
+TABLE_STEMS = ("best", "two_way", "trials", "replicates", "comparisons")
+FIGURE_STEMS = ("isolation", "distribution", "two_way", "objective_vs_params", "learning_curves", "cost",
+                "importance", "confusion_matrix", "actual_vs_predicted")
+
+
+class _Builder:
+    """Writes one report: tables, figures, then the page that collects them with the warnings."""
+
+    def __init__(self, study: _Study, dimensions: list[str], storage: str, out: Path,
+                 formats: tuple[str, ...], say: Callable[[str], None]):
+        self.study, self.storage, self.out, self.formats, self.say = study, storage, out, formats, say
+        trials, config = study.trials, study.config
+        primary = dimensions[0]
+        # Two dimensions when asked; else cell x units whenever the other one of them varies.
+        secondary = dimensions[1] if len(dimensions) > 1 else next(
+            (d for d in ("cell", "units") if d != primary and d in trials and trials[d].nunique() > 1), None)
+        order = value_order(trials, primary, config)
+        best = best_table(trials, primary, study.score, study.direction, order)
+        self.data = figures.ReportData(
+            trials=trials, best=best,
+            two_way=None if secondary is None else two_way_table(
+                trials, primary, secondary, study.score, study.direction, config),
+            score=study.score, score_label="best " + _metric_text(study.metric, study.kind),
+            maximize=study.direction == "maximize", kind=study.kind, primary=primary, secondary=secondary,
+            order=order, config=config, tracking_uri=study.tracking_uri,
+            warnings=data_warnings(study, primary, best),
+        )
+        if len(dimensions) > 2:
+            self.data.warnings.append(f"only the first two compared dimensions are used "
+                                      f"({', '.join(dimensions[:2])}); ignored: {', '.join(dimensions[2:])}")
+        self.replicates = replicate_trials(study.name, study.tracking_uri)
+        self.replicate_summary, self.comparisons = replicate_statistics(self.replicates, primary, study.score)
+        self.files: list[Path] = []
+        self.figures: list[tuple[str, str, str]] = []  # (stem, title, caption) in the page's order
+
+    def build(self) -> ReportResult:
+        data = self.data
+        for folder, stems in ((self.out / "tables", TABLE_STEMS), (self.out / "figures", FIGURE_STEMS)):
+            folder.mkdir(parents=True, exist_ok=True)
+            for path in folder.iterdir():  # an earlier report's files that this one may not rewrite
+                if path.is_file() and path.stem in stems:
+                    path.unlink()
+        self.say("writing tables")
+        self.files += _write_table(data.best, self.out / "tables", "best")
+        if data.two_way is not None:
+            self.files += _write_table(data.two_way, self.out / "tables", "two_way")
+        self.files += _write_table(data.trials, self.out / "tables", "trials")
+        if self.replicate_summary is not None:
+            self.files += _write_table(self.replicate_summary, self.out / "tables", "replicates")
+            self.files += _write_table(self.comparisons, self.out / "tables", "comparisons")
+        self.say("hyperparameter importance (fANOVA and PED-ANOVA)")
+        data.importances = self._importances()
+        for message, step in figures.REPORT_FIGURES:
+            self.say(f"figure: {message}")
+            with figures.theme():
+                drawn = step(data)
+                if drawn is not None:
+                    self.files += figures.save(drawn.figure, self.out / "figures", drawn.stem, self.formats)
+                    self.figures.append((drawn.stem, drawn.title, drawn.caption))
+        self.say("writing report.md and report.html")
+        blocks = self._page()
+        for name, text in (("report.md", render_markdown(blocks)), ("report.html", render_html(blocks))):
+            (self.out / name).write_text(text)
+            self.files.append(self.out / name)
+        logged = self._log()
+        return ReportResult(self.study.name, self.out, self.files, data.warnings, data.trials, data.best,
+                            data.two_way, data.importances, logged)
+
+    def _importances(self) -> dict[str, dict[str, float]]:
+        try:
+            found = {shown: param_importances(self.study.name, self.storage, name) for shown, name in EVALUATORS.items()}
+        except StudyNotFound as err:
+            self.data.warnings.append(f"no hyperparameter importance: the Optuna study was not found ({err})")
+            return {}
+        if not any(found.values()):
+            self.data.warnings.append("no hyperparameter importance: fewer than two completed trials, nothing "
+                                      "searched, or every completed trial scored the same")
+        return found
+
+    # ------------------------------------------------------------------- page and logging
+
+    def _page(self) -> list[tuple]:
+        study, config, data = self.study, self.study.config, self.data
+        counts = study.trials["state"].value_counts()
+        summary = (f"Task `{config.task.name if config else study.parent.get('tags.task', '?')}`; score: the best "
+                   f"`{study.metric}` over the epochs ({study.direction}d). Trials: "
+                   + ", ".join(f"{int(counts.get(s, 0))} {w}" for s, w in
+                               (("COMPLETE", "complete"), ("PRUNED", "pruned"), ("FAIL", "failed"), ("RUNNING", "running")))
+                   + f". Compared: `{data.primary}`" + (f" and `{data.secondary}`" if data.secondary else "")
+                   + f". Read from MLflow `{mask_password(study.tracking_uri)}` (experiment `{study.name}`) and, for "
+                   f"importance only, Optuna `{mask_password(self.storage)}`, on "
+                   f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.")
+        blocks: list[tuple] = [("h1", f"Study report: {study.name}")]
+        if config and config.description:
+            blocks.append(("p", config.description))
+        blocks += [("p", summary), ("h2", "Warnings"),
+                   ("ul", data.warnings) if data.warnings else ("p", "None: no warning applies to these data."),
+                   ("h2", "Fixed settings (caveats)"), ("ul", caveats(study))]
+        blocks += [("h2", f"Best trial per {data.primary}"), ("table", _formatted(data.best)),
+                   ("p", f"Score and test metrics of the best completed trial of each {data.primary} value (test "
+                         "metrics at its best epoch; the test set is never used for selection), the hyperparameters "
+                         "that vary, and the trial counts. " + _links("best"))]
+        blocks.append(("p", budget_text(study, data.primary)))
+        blocks += self._replicate_blocks()
+        if data.two_way is not None:
+            blocks += [("h2", f"Best `{study.metric}` per {data.primary} and {data.secondary}"),
+                       ("table", _formatted(data.two_way)), ("p", _links("two_way"))]
+        blocks.append(("h2", "Figures"))
+        shown = next((f for f in ("png", "svg", "jpg", "jpeg", "webp") if f in self.formats), None)
+        for number, (stem, title, caption) in enumerate(self.figures, 1):
+            blocks.append(("h3", f"Figure {number}. {title}"))
+            if shown:
+                blocks.append(("img", f"figures/{stem}.{shown}", title))
+            files = " · ".join(f"[{f.upper()}](figures/{stem}.{f})" for f in self.formats)
+            blocks.append(("p", f"{caption} Files: {files}."))
+        blocks += [("h2", "All trials"), ("p", f"{len(study.trials)} trials, one row each: the data behind every figure, "
+                                               f"failed trials with their reason. {_links('trials')}")]
+        return blocks
+
+    def _replicate_blocks(self) -> list[tuple]:
+        primary, score = self.data.primary, self.study.score
+        if self.replicate_summary is None:
+            return [("h2", "Replicates"),
+                    ("p", f"No replicate runs yet, so each {primary} is represented by one search trial, whose "
+                          f"score is optimistically biased (it was selected as the best). Run "
+                          f"`study replicate {self.study.name} --seeds 3` (or set `replicates:` in the sweep file) "
+                          "to retrain each best configuration with new seeds, then re-run this report.")]
+        lines = stats.sentences(self.comparisons, score)
+        return [
+            ("h2", f"Replicates: mean, spread and significance per {primary}"),
+            ("table", _formatted(self.replicate_summary)),
+            ("p", f"The best configuration of each {primary} retrained with new seeds (the search trial itself is "
+                  f"left out: it was selected as the best, so its score is biased upward). Mean, standard deviation "
+                  f"and a 95% t-interval of `{score}`; parameter count beside each value. " + _links("replicates")),
+            ("h3", "Pairwise differences"),
+            ("ul", lines) if lines else ("p", "Fewer than two replicates per value: no test is possible."),
+            ("p", "Welch's t-test (unequal variances) on the replicate scores, p-values adjusted for the number "
+                  "of pairs with Holm's step-down method. " + _links("comparisons")),
+        ]
+
+    def _log(self) -> str | None:
+        data, run_id = self.data, self.study.parent.get("run_id")
+        if not run_id:
+            data.warnings.append("the study has no parent run in MLflow: the report was not logged there")
+            return None
+        self.say("logging the report to the study's parent run")
+        try:
+            tracking.log_folder(self.study.tracking_uri, run_id, self.out, "report")
+        except Exception as err:  # noqa: BLE001 - the files are written; only the upload failed
+            data.warnings.append(f"the report could not be logged to the parent run {run_id}: {err}")
+            return None
+        return run_id
+
+
+def replicate_trials(study_name: str, tracking_uri: str) -> pd.DataFrame:
+    """The finished replicate runs of a study (see `study replicate`), one row each like `load_trials`."""
+    runs = tracking.load_runs(tracking_uri, study_name, role="replicate")
+    if runs.empty:
+        return pd.DataFrame()
+    frame = _trials_frame(runs)
+    return frame[(frame["state"] == "COMPLETE") & (runs.set_index(frame.index)["status"] == "FINISHED")]
+
+
+def replicate_statistics(replicates: pd.DataFrame, by: str, score: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """Per-value summary (n, mean, sd, 95% CI, parameter count) and Holm-adjusted pairwise tests."""
+    if replicates.empty or by not in replicates or score not in replicates:
+        return None, None
+    summary = stats.summarize(replicates, [by], score)
+    sizes = replicates.groupby(by)["param_count"].median().rename("param_count").reset_index()
+    summary = summary.merge(sizes, on=by)
+    return summary, stats.pairwise(replicates, by, score)
+
+
+def budget_text(study: _Study, primary: str) -> str:
+    """How the trial budget was split over the compared values (the fairness of the comparison)."""
+    config = study.config
+    counts = study.trials[study.trials["state"].isin(["COMPLETE", "PRUNED"])].groupby(primary).size()
+    per_value = ", ".join(f"{value} {count}" for value, count in counts.items())
+    if config is None:
+        return f"Finished trials per {primary}: {per_value}."
+    if config.uses_equal_budget:
+        return (f"Budget: equal. Each {primary} value got the same number of trials and its own {config.sampler} "
+                f"sampler (seed {config.seed}) over the same nuisance space, so no value was starved by an adaptive "
+                f"sampler; finished trials per {primary}: {per_value}.")
+    how = "an explicit grid" if config.sampler == "grid" else (
+        "explicit configurations" if config.configurations else f"one shared {config.sampler} sampler")
+    return f"Budget: {how} chose the {primary} values; finished trials per {primary}: {per_value}."
+
+
+def _links(stem: str) -> str:
+    return "Files: " + " · ".join(f"[{ext.upper()}](tables/{stem}.{ext})" for ext in ("csv", "md", "tex")) + "."
+
+
+def _metric_text(metric: str, kind: str) -> str:
+    if metric.endswith("accuracy"):
+        return "validation accuracy (fraction correct)"
+    if metric.endswith("mae"):
+        return "validation MAE (target units)"
+    return "validation loss (MSE)" if kind == "regression" else "validation loss (cross-entropy)"
+
+
+# --------------------------------------------------------------------------- warnings and caveats
+
+
+def data_warnings(study: _Study, by: str, best: pd.DataFrame) -> list[str]:
+    """What a reader must know before trusting the comparison: gaps, failures, thin data, edges."""
+    trials, config, warnings = study.trials, study.config, []
+    hp = config.hyperparameters.get(by) if config else None
+    missing = [v for v in (hp.choices or ()) if v not in set(trials[by])] if hp else []
+    if missing:
+        warnings.append(f"no trial ran with {by} = {', '.join(map(str, missing))} (a partial sweep, or values the "
+                        "sampler never drew): they are missing from every table and figure")
+    target = pd.to_numeric(study.parent.get("tags.target_trials"), errors="coerce")
+    finished = int(trials["state"].isin(["COMPLETE", "PRUNED"]).sum())
+    if pd.notna(target) and finished < target:
+        warnings.append(f"partial sweep: {finished} of {int(target)} trials finished; resume it with "
+                        "`study sweep <file>` and re-run this report")
+    running = int((trials["state"] == "RUNNING").sum())
+    if running:
+        warnings.append(f"{running} trial(s) still RUNNING (or their process died unrecorded): left out")
+    for _, row in best.iterrows():
+        if row["complete"] == 0:
+            warnings.append(f"no completed trial for {by} = {row[by]} ({row['trials']} trial(s): "
+                            f"{row['failed']} failed, {row['pruned']} pruned)")
+        elif row["failed"] > row["trials"] / 2:
+            warnings.append(f"most trials with {by} = {row[by]} failed ({row['failed']} of {row['trials']}): its "
+                            "best value may be a lucky survivor; see fail_reason in tables/trials.csv")
+    few = [f"{row[by]} ({row['complete']})" for _, row in best.iterrows() if 0 < row["complete"] < FEW_TRIALS]
+    if few:
+        warnings.append(f"fewer than {FEW_TRIALS} completed trials for {by} = {', '.join(few)}: "
+                        "a best value from so few trials is a rough estimate")
+    if len(best) == 1:
+        warnings.append(f"only one value of {by} was tried: there is nothing to compare")
+    return warnings + edge_warnings(study, by, best)
+
+
+def edge_warnings(study: _Study, by: str, best: pd.DataFrame) -> list[str]:
+    """Best trials whose value of a searched range lies at its end: the optimum may be outside it."""
+    if study.config is None:
+        return []
+    trials = study.trials.set_index("trial")
+    warnings = []
+    for _, row in best.dropna(subset=["trial"]).iterrows():
+        for name, hp in study.config.searched.items():
+            if hp.low is None or hp.high is None or hp.high <= hp.low or name not in trials:
+                continue
+            value = trials.loc[row["trial"], name]
+            scale = math.log if hp.log else float
+            position = (scale(value) - scale(hp.low)) / (scale(hp.high) - scale(hp.low))
+            if position <= EDGE or position >= 1 - EDGE:
+                side = "lower" if position < 0.5 else "upper"
+                warnings.append(f"the best trial for {by} = {row[by]} (trial {row['trial']}) has `{name}` = "
+                                f"{value:.4g}, at the {side} edge of the searched range [{hp.low:g}, {hp.high:g}]: "
+                                "the best setting may lie outside it; consider widening the range")
+    return warnings
+
+
+def caveats(study: _Study) -> list[str]:
+    """The sweep's fixed settings: every comparison in the report holds only under them."""
+    config = study.config
+    if config is None:
+        return ["the parent run holds no sweep definition: epochs, batch size, data split and sampler are unknown"]
+    task = ", ".join(f"{k}={v}" for k, v in config.task.model_dump(exclude={"name"}).items() if v is not None)
+    fixed = ", ".join(f"{k}={v}" for k, v in config.fixed_params().items())
+    return [
+        f"Epochs: {config.epochs} per trial, no early stopping. A trial's score is its best "
+        f"`{study.metric}` over these epochs; its test metrics are measured once, with that epoch's weights.",
+        f"Batch size: {config.batch_size}.",
+        f"Data: task `{config.task.name}` ({task}); the test set is never used for selection.",
+        f"Sampler: {config.sampler}, seed {config.seed}; each trial trains from a seed derived from "
+        "(sweep seed, trial number).",
+        f"Fixed hyperparameters: {fixed or 'none'}.",
+        "One training run per trial, no replicate seeds yet: differences smaller than the spread of the top "
+        "trials are not evidence.",
+    ]
+
+
+# --------------------------------------------------------------------------- report.md and report.html
+
+HTML_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; line-height: 1.45; }}
+img {{ max-width: 100%; }} code {{ background: #f3f3f3; padding: 0 .2em; }}
+table {{ border-collapse: collapse; font-size: .9em; margin: 1em 0; display: block; overflow-x: auto; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: .25em .6em; text-align: right; white-space: nowrap; }}
+th {{ border-bottom: 2px solid #999; }}
+</style></head><body>
+{body}
+</body></html>
+"""
+
+
+def render_markdown(blocks: list[tuple]) -> str:
+    parts = []
+    for kind, *payload in blocks:
+        if kind in ("h1", "h2", "h3"):
+            parts.append("#" * int(kind[1]) + " " + payload[0])
+        elif kind == "p":
+            parts.append(payload[0])
+        elif kind == "ul":
+            parts.append("\n".join(f"- {item}" for item in payload[0]))
+        elif kind == "img":
+            parts.append(f"![{payload[1]}]({payload[0]})")
+        elif kind == "table":
+            parts.append(markdown_table(payload[0]))
+    return "\n\n".join(parts) + "\n"
+
+
+def render_html(blocks: list[tuple]) -> str:
+    body = []
+    for kind, *payload in blocks:
+        if kind in ("h1", "h2", "h3"):
+            body.append(f"<{kind}>{_inline_html(payload[0])}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{_inline_html(payload[0])}</p>")
+        elif kind == "ul":
+            body.append("<ul>" + "".join(f"<li>{_inline_html(item)}</li>" for item in payload[0]) + "</ul>")
+        elif kind == "img":
+            body.append(f'<figure><img src="{html.escape(payload[0])}" alt="{html.escape(payload[1])}"></figure>')
+        elif kind == "table":
+            body.append(payload[0].to_html(index=False, border=0, escape=True))
+    title = next(payload[0] for kind, *payload in blocks if kind == "h1")
+    return HTML_PAGE.format(title=html.escape(title), body="\n".join(body))
+
+
+def _inline_html(text: str) -> str:
+    """The little Markdown the report's own text uses: `code`, **bold** and [links](href)."""
+    text = html.escape(text, quote=False)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    text = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
+    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', text)
