@@ -161,9 +161,11 @@ def _count_text(value: float) -> str:
 
 def isolation(
     trials: pd.DataFrame, by: str, score: str, order: list, colours: dict, maximize: bool,
-    score_label: str, top: int = 3,
+    score_label: str, top: int = 3, replicates: pd.DataFrame | None = None,
 ) -> Figure:
-    """Best score per compared value; the bar spans the best `top` trials (no replicate seeds yet)."""
+    """Best score per compared value. With replicate seeds, each replicate is a small point and the
+    bar spans their mean ± one standard deviation; without, the bar spans the best `top` trials."""
+    seeded = replicates is not None and not replicates.empty and score in replicates
     fig = Figure(figsize=(max(6.0, 1.7 * len(order) + 3), 4.8), layout="constrained")
     ax = fig.add_subplot()
     done = _completed(trials, score)
@@ -177,21 +179,29 @@ def isolation(
             continue
         best = scores.iloc[:top]
         colour = colours[value]
-        if len(best) > 1:
+        again = replicates.loc[replicates[by] == value, score].dropna() if seeded else pd.Series(dtype=float)
+        if len(again) > 1:
+            # Beside the best trial rather than on it, so the dot hides no replicate.
+            mean, sd = again.mean(), again.std(ddof=1)
+            ax.vlines(x + 0.18, mean - sd, mean + sd, color=colour, lw=6, alpha=0.35, zorder=2)
+            ax.plot([x + 0.18] * len(again), again, "_", ms=14, mew=2, color=colour, zorder=3)
+        elif len(best) > 1 and not seeded:
             ax.vlines(x, best.min(), best.max(), color=colour, lw=6, alpha=0.35, zorder=2)
         ax.plot(x, best.iloc[0], "o", ms=11, color=colour, mec="white", mew=1.5, zorder=3)
-        ax.annotate(f"{best.iloc[0]:.4g}", (x, best.iloc[0]), xytext=(12, 0), textcoords="offset points",
-                    va="center", fontsize=11)
+        ax.annotate(f"{best.iloc[0]:.4g}", (x, best.iloc[0]), xytext=(-12 if seeded else 12, 0),
+                    textcoords="offset points", va="center", ha="right" if seeded else "left", fontsize=11)
     ax.set_xticks(range(len(order)), ticks)
     ax.set_xlim(-0.6, len(order) - 0.4)
     ax.margins(y=0.15)
     ax.set(xlabel=label(by), ylabel=score_label, title=f"Best trial per {by}")
     fig.legend(
         handles=[
-            Line2D([], [], marker="o", ls="", color=NEUTRAL, ms=9, label="best trial"),
-            Line2D([], [], color=NEUTRAL, lw=6, alpha=0.35, label=f"range of the top {top} trials"),
+            Line2D([], [], marker="o", ls="", color=NEUTRAL, ms=9, label="best search trial"),
+            *([Line2D([], [], marker="_", ls="", color=NEUTRAL, ms=14, mew=2, label="replicate seeds"),
+               Line2D([], [], color=NEUTRAL, lw=6, alpha=0.35, label="replicates: mean ± sd")] if seeded else
+              [Line2D([], [], color=NEUTRAL, lw=6, alpha=0.35, label=f"range of the top {top} trials")]),
         ],
-        loc="outside lower center", ncol=2, frameon=False,
+        loc="outside lower center", ncol=3, frameon=False,
     )
     return fig
 
@@ -452,6 +462,7 @@ class ReportData:
     tracking_uri: str
     importances: dict[str, dict[str, float]] = field(default_factory=dict)  # evaluator -> param -> importance
     warnings: list[str] = field(default_factory=list)  # figures append why they are missing
+    replicates: pd.DataFrame | None = None  # finished replicate runs (study replicate), like `trials`
 
     @property
     def colours(self) -> dict:
@@ -479,12 +490,16 @@ class Drawn:
 
 
 def isolation_figure(data: ReportData, top: int = 3) -> Drawn:
+    seeded = data.replicates is not None and not data.replicates.empty
+    spread = ("Small dashes are the best configuration retrained with new seeds (study replicate), the bar their "
+              "mean ± one standard deviation: seed-to-seed noise." if seeded else
+              f"There are no replicate seeds yet, so the bar is the range of the top {top} trials of that value, "
+              "not seed-to-seed noise.")
     return Drawn("isolation", f"Best trial per {data.primary}", (
-        f"The best completed trial of each {data.primary} value, with its score. There are no replicate seeds "
-        f"yet, so the bar is the range of the top {top} trials of that value, not seed-to-seed noise; n counts "
-        "the completed trials."),
+        f"The best completed search trial of each {data.primary} value, with its score. {spread} n counts the "
+        "completed search trials."),
         isolation(data.trials, data.primary, data.score, data.order, data.colours, data.maximize,
-                  data.score_label, top))
+                  data.score_label, top, data.replicates))
 
 
 def distribution_figure(data: ReportData) -> Drawn:

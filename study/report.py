@@ -402,6 +402,7 @@ class _Builder:
             self.data.warnings.append(f"only the first two compared dimensions are used "
                                       f"({', '.join(dimensions[:2])}); ignored: {', '.join(dimensions[2:])}")
         self.replicates = replicate_trials(study.name, study.tracking_uri)
+        self.data.replicates = self.replicates
         self.replicate_summary, self.comparisons = replicate_statistics(self.replicates, primary, study.score)
         self.files: list[Path] = []
         self.figures: list[tuple[str, str, str]] = []  # (stem, title, caption) in the page's order
