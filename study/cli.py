@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,12 @@ class RichReporter:
             self.progress.advance(self.trials_bar)
         self.progress.update(self.epochs_bar, visible=False)
 
+    def waiting(self, running: int, grace_seconds: int) -> None:
+        self.progress.console.print(
+            f"waiting: the {running} missing trial(s) are running in other processes; a trial whose process died "
+            f"is failed after {grace_seconds} s without a heartbeat, and then run again", highlight=False,
+        )
+
 
 def _describe(params: dict[str, Any], names: list[str]) -> str:
     parts = []
@@ -110,20 +117,30 @@ def sweep(
     trials: Optional[int] = typer.Option(None, "--trials", "-n", help="trials that must finish (default: the file's `trials`)"),
     storage: Optional[str] = StorageOption,
     tracking_uri: Optional[str] = TrackingOption,
+    jobs: int = typer.Option(1, "--jobs", "-j", help="worker processes on this machine, each with an equal share of the CPU threads"),
 ) -> None:
     """Run a sweep, or resume it: finished trials are kept and the study continues to its target."""
     from study.data import DataError
-    from study.sweep import run_sweep
+    from study.sweep import mask_password, run_sweep
+    from study.workers import graceful_interrupts
 
+    resume = f"study sweep {file}" + (f" --jobs {jobs}" if jobs != 1 else "")
     try:
+        if jobs < 1:
+            raise ConfigError(f"--jobs must be at least 1 (got {jobs})")
         loaded = load_sweep(file)
         config = loaded.config
-        with RichReporter(list(config.searched), config.objective.metric) as reporter:
-            result = run_sweep(loaded, trials=trials, storage=storage, tracking_uri=tracking_uri, reporter=reporter)
+        with graceful_interrupts(say=lambda text: errors.print(text, highlight=False)):
+            if jobs == 1:
+                with RichReporter(list(config.searched), config.objective.metric) as reporter:
+                    result = run_sweep(loaded, trials=trials, storage=storage, tracking_uri=tracking_uri, reporter=reporter)
+                failed_workers = None
+            else:
+                result, failed_workers = _sweep_with_workers(loaded, jobs, trials, storage, tracking_uri)
     except (ConfigError, DataError) as err:
         raise fail(str(err))
     except KeyboardInterrupt:
-        raise fail(f"interrupted; finished trials are saved. Resume with: study sweep {file}", code=130)
+        raise fail(f"interrupted; finished trials are saved. Resume with: {resume}", code=130)
 
     for note in result.notes:
         console.print(f"note: {note}")
@@ -133,11 +150,77 @@ def sweep(
     if not result.best.empty:
         title = "best trial per " + (", ".join(config.scientific) or "study")
         console.print(dataframe_table(result.best, title=title))
+    if failed_workers:
+        codes = [code for _, code, _ in failed_workers]
+        for index, code, last in failed_workers:
+            errors.print(f"worker {index} exited with code {code}: {last}", highlight=False, soft_wrap=True)
+        raise fail(f"{len(failed_workers)} of {jobs} workers failed; run the same command to resume",
+                   code=2 if all(code == 2 for code in codes) else 1)
     if result.stopped_reason:
         raise fail(result.stopped_reason, code=1)
     if config.replicates and result.reached_target:
         _replicate(result.study_name, config.replicates, None, result.storage, result.tracking_uri)
-    console.print(f"trials: study show {result.study_name}   runs: study ui   (MLflow: {result.tracking_uri})")
+    console.print(f"trials: study show {result.study_name}   runs: study ui   (MLflow: {mask_password(result.tracking_uri)})")
+
+
+def _sweep_with_workers(loaded, jobs: int, trials, storage, tracking_uri):
+    """`study sweep --jobs N`: N `study worker` processes, one bar over the study's finished trials."""
+    from rich.markup import escape
+
+    from study.workers import run_workers
+
+    config = loaded.config
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+    bar = progress.add_task(f"{config.name}: trials", total=None)
+
+    def show_line(worker: int, line: str) -> None:
+        if worker == 0:
+            progress.console.print(line, highlight=False, markup=False)
+        else:
+            progress.console.print(f"[dim]worker {worker}[/] {escape(line)}", highlight=False)
+
+    def show_progress(finished: int, target: int, counts: dict[str, int]) -> None:
+        others = ", ".join(f"{n} {s.lower()}" for s, n in counts.items() if n and s in ("RUNNING", "FAIL"))
+        progress.update(bar, total=target, completed=finished,
+                        description=f"{config.name}: trials" + (f" ({others})" if others else ""))
+
+    with progress:
+        outcome = run_workers(loaded, jobs, trials, storage, tracking_uri, on_line=show_line, on_progress=show_progress)
+    failed = [(i, outcome.exit_codes[i - 1], (outcome.tails[i - 1] or ["(no output)"])[-1]) for i in outcome.failed]
+    return outcome.sweep, failed
+
+
+@app.command()
+def worker(
+    file: Path = typer.Argument(..., help="sweep file, e.g. sweeps/quick.yaml (the same file on every machine)"),
+    trials: Optional[int] = typer.Option(None, "--trials", "-n", help="trials that must finish (default: the file's `trials`)"),
+    storage: Optional[str] = StorageOption,
+    tracking_uri: Optional[str] = TrackingOption,
+) -> None:
+    """Join a shared sweep as one worker (any machine): run trials until the study has its target."""
+    from study.data import DataError
+    from study.sweep import run_sweep
+    from study.workers import LineReporter, graceful_interrupts
+
+    try:
+        loaded = load_sweep(file)
+        config = loaded.config
+        reporter = LineReporter(list(config.searched), config.objective.metric,
+                                write=lambda line: console.print(line, highlight=False, markup=False))
+        with graceful_interrupts(say=lambda text: errors.print(text, highlight=False)):
+            result = run_sweep(loaded, trials=trials, storage=storage, tracking_uri=tracking_uri, reporter=reporter)
+    except (ConfigError, DataError) as err:
+        raise fail(str(err))
+    except KeyboardInterrupt:
+        raise fail(f"interrupted; finished trials are saved. Resume with: study worker {file}", code=130)
+    for note in result.notes:
+        console.print(f"note: {note}")
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in result.counts.items() if n)
+    console.print(f"study {result.study_name!r}: {counts or 'no trials'} (target {result.target}); "
+                  f"this worker ran {result.started}")
+    if result.stopped_reason:
+        raise fail(result.stopped_reason, code=1)
 
 
 # --------------------------------------------------------------------------- rerun / replicate
@@ -351,7 +434,9 @@ def ui(
     except ConfigError as err:
         raise fail(str(err))
     if uri.startswith(("http://", "https://")):
-        console.print(f"this project tracks to a server already: {uri}")
+        from study.sweep import mask_password
+
+        console.print(f"this project tracks to a server already: {mask_password(uri)}")
         return
     db = sqlite_path(uri)
     if db is not None and not db.exists():
@@ -361,11 +446,24 @@ def ui(
     for name, url in experiment_links(uri, base).items():
         console.print(f"  {name}: {url}")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    # The MLflow server starts worker processes of its own: run it in its own process group and
+    # stop the whole group on Ctrl-C or SIGTERM, so no server is left behind.
+    server = subprocess.Popen(command, start_new_session=True)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        code = subprocess.call(command)
+        code = server.wait()
     except KeyboardInterrupt:
+        os.killpg(server.pid, signal.SIGTERM)
         code = 0
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
     raise typer.Exit(code)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def main() -> None:

@@ -130,6 +130,7 @@ HYPERPARAMETERS: dict[str, Dimension] = {
     ),
 }
 
+MAX_GRID_POINTS = 100_000  # Optuna's GridSampler lists every point: keep that list small
 INT_DIMENSIONS = {name for name, dim in HYPERPARAMETERS.items() if dim.kind == "int"}
 
 
@@ -349,6 +350,22 @@ class Hyperparameter:
             return abs(offset - round(offset)) < 1e-9
         return True
 
+    def grid_count(self) -> int:
+        """How many values the grid visits, counted without listing them (a tiny step would hang)."""
+        if self.choices is not None:
+            return len(self.choices)
+        if self.step is None:
+            raise ValueError(
+                f"space.{self.name}: the grid sampler needs `choices` or a `step`, not an open range"
+            )
+        count = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        if count > MAX_GRID_POINTS:
+            raise ValueError(
+                f"space.{self.name}: a step of {self.step} gives {count:,} grid values (at most "
+                f"{MAX_GRID_POINTS:,}); use a larger step or a sampler other than grid"
+            )
+        return count
+
     def grid_values(self) -> list[Any]:
         """The values a grid search visits; only choices and stepped ranges have a grid."""
         if self.choices is not None:
@@ -357,7 +374,7 @@ class Hyperparameter:
             raise ValueError(
                 f"space.{self.name}: the grid sampler needs `choices` or a `step`, not an open range"
             )
-        count = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        count = self.grid_count()
         values = [self.low + i * self.step for i in range(count)]
         return [int(v) for v in values] if self.name in INT_DIMENSIONS else [round(v, 12) for v in values]
 
@@ -524,10 +541,10 @@ class SweepConfig(StrictModel):
         object.__setattr__(self, "objective", Objective(metric=metric, direction=direction))
 
         if self.sampler == "grid":
-            for hp in hyperparameters.values():
-                if hp.searched:
-                    hp.grid_values()  # raises with the field name when the range has no grid
-            size = math.prod(len(hp.grid_values()) for hp in hyperparameters.values() if hp.searched)
+            size = math.prod(hp.grid_count() for hp in hyperparameters.values() if hp.searched)
+            if size > MAX_GRID_POINTS:
+                raise ValueError(f"sampler: the grid has {size:,} points (at most {MAX_GRID_POINTS:,}); "
+                                 "give fewer choices or larger steps, or use tpe/random")
             if self.trials > size:
                 raise ValueError(f"trials: {self.trials} is more than the grid's {size} points; set trials: {size}")
         if self.budget == "equal" and self.sampler != "grid" and not self.configurations:
@@ -587,7 +604,7 @@ class SweepConfig(StrictModel):
     def grid_size(self) -> int | None:
         if self.sampler != "grid":
             return None
-        return math.prod(len(hp.grid_values()) for hp in self.searched.values())
+        return math.prod(hp.grid_count() for hp in self.searched.values())
 
     def study_fingerprint(self) -> str:
         """Hash of everything that defines what a trial means; `trials` and stores may change on resume."""

@@ -4,23 +4,37 @@ This is the only module that talks to Optuna storage. A sweep is one Optuna stud
 sweep file's `name`; re-running the same file resumes it until `trials` trials have finished
 (COMPLETE or PRUNED; failed trials are recorded and replaced). The study remembers a fingerprint
 of the sweep definition, so a changed search space is refused instead of silently mixed.
+
+Any number of processes, on one machine or many, may run the same sweep at once (`study sweep
+--jobs N`, `study worker`): they share the study through its storage. A `StudyLock` (a file lock
+beside a SQLite file, an advisory lock in PostgreSQL or MySQL) serialises the two moments that
+must not race: creating the study and its MLflow runs, and claiming the next trial, so that
+workers stop at exactly `trials` finished trials. Running trials send Optuna heartbeats; a trial
+whose process died (kill -9, a lost machine) is failed once its heartbeat is older than the grace
+period, and its MLflow run is closed as KILLED.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import hashlib
 import itertools
 import json
 import os
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
-from optuna.study import MaxTrialsCallback
+import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
 from study.config import STORAGE_SCHEMES, TRACKING_SCHEMES, ConfigError, Sweep, SweepConfig, check_uri, parse_config
@@ -29,7 +43,12 @@ from study.tracking import DEFAULT_TRACKING_URI, prepare_local_store, sqlite_pat
 DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
 STORAGE_ENV = "RNN_STUDY_STORAGE"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
+HEARTBEAT_ENV = "RNN_STUDY_HEARTBEAT_SECONDS"
+DEFAULT_HEARTBEAT_SECONDS = 20  # a trial whose process died is failed after 3 x this without a heartbeat
+CONNECT_TIMEOUT_SECONDS = 10  # an unreachable database server fails fast instead of hanging
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# A failed trial without a recorded reason was failed for want of heartbeats: its process died.
+DIED = "its process stopped (killed, or its machine lost) before the trial ended"
 
 # Our own messages say what failed; Optuna's per-trial INFO/WARNING lines would repeat them.
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -38,6 +57,10 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 
 class StudyNotFound(LookupError):
     """A study name that the storage does not hold."""
+
+
+class StoreError(ConfigError):
+    """A storage or tracking URL that cannot be used: unreachable, read-only, or without its driver."""
 
 
 @dataclass
@@ -69,7 +92,7 @@ def resolve_storage(flag: str | None = None, config: SweepConfig | None = None) 
     try:
         return check_uri(url, STORAGE_SCHEMES, "storage")
     except ValueError as err:
-        raise ConfigError(str(err)) from None
+        raise ConfigError(redact(str(err), url)) from None
 
 
 def resolve_tracking_uri(flag: str | None = None, config: SweepConfig | None = None) -> str:
@@ -77,17 +100,226 @@ def resolve_tracking_uri(flag: str | None = None, config: SweepConfig | None = N
     try:
         return check_uri(uri, TRACKING_SCHEMES, "tracking URI")
     except ValueError as err:
-        raise ConfigError(str(err)) from None
+        raise ConfigError(redact(str(err), uri)) from None
 
 
-def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage with heartbeats, so trials of a killed process end as FAIL."""
+def heartbeat_seconds() -> tuple[int, int]:
+    """(heartbeat interval, grace period) in seconds; `RNN_STUDY_HEARTBEAT_SECONDS` sets the interval.
+
+    A running trial records a heartbeat every interval; one silent for the grace period (three
+    intervals) is taken for dead and failed. Short intervals find dead workers sooner; long ones
+    tolerate a machine that stalls (swapping, a suspended laptop) without failing its trial.
+    """
+    raw = os.environ.get(HEARTBEAT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_HEARTBEAT_SECONDS, 3 * DEFAULT_HEARTBEAT_SECONDS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{HEARTBEAT_ENV}={raw!r}: use a whole number of seconds, at least 1")
+    return int(raw), 3 * int(raw)
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # Several local workers write one SQLite file: wait for its lock instead of failing at
+        # once with "database is locked" (Python's sqlite3 gives up after 5 s by default).
+        return {"connect_args": {"timeout": 60}}
+    if url.startswith(("postgresql", "mysql")):
+        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_SECONDS}}
+    return {}
+
+
+def open_storage(url: str, create: bool = True, on_stale_trial=None) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage with heartbeats, so trials of a killed process end as FAIL.
+
+    `on_stale_trial(study, trial)` is called for each trial this process fails for want of
+    heartbeats. Raises StoreError (one line, password masked) when the storage cannot be used.
+    """
     path = sqlite_path(url)
     if path is not None and not create and not path.exists():
         raise StudyNotFound(f"no study storage at {path} (run `study sweep <file>` first, or pass --storage)")
     if create:
+        check_writable(url, "storage")
         prepare_local_store(url)
-    return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
+    interval, grace = heartbeat_seconds()
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # heartbeats are "experimental" in Optuna's terms
+                storage = optuna.storages.RDBStorage(
+                    url, engine_kwargs=_engine_kwargs(url), heartbeat_interval=interval, grace_period=grace,
+                    heartbeat_stale_trial_callback=on_stale_trial,
+                )
+            break
+        except (ImportError, sqlalchemy.exc.SQLAlchemyError, OSError, ValueError, RuntimeError) as err:
+            # Workers that start together on an empty database race to create Optuna's tables;
+            # the loser sees "already exists" and finds them there when it tries again.
+            racing = isinstance(err, sqlalchemy.exc.IntegrityError) or "already exists" in str(err)
+            if not racing or attempt == 4:
+                raise StoreError(store_problem("storage", url, err)) from None
+            time.sleep(0.5 * (attempt + 1))
+    if path is not None and str(path) != ":memory:":
+        # WAL lets the workers' reads (samplers, progress) go on while one of them writes.
+        with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError), storage.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+    return storage
+
+
+def store_problem(what: str, url: str, err: BaseException) -> str:
+    """One line saying why a store cannot be used, with any password in the URL masked."""
+    shown = mask_password(url)
+    if isinstance(err, ImportError) or isinstance(getattr(err, "orig", None), ImportError) \
+            or "No module named" in str(err) or "Failed to import DB access module" in str(err):
+        scheme = url.split("://", 1)[0]
+        hint = {
+            "postgresql": "pip install 'psycopg[binary]' (or: pip install -e '.[postgres]')",
+            "mysql": "pip install pymysql and write the URL as mysql+pymysql://...",
+        }.get(scheme.split("+", 1)[0], "install the database driver this URL names")
+        return f"{what} {shown}: the database driver is not installed; {hint}"
+    cause = getattr(err, "orig", None) or err
+    text = " ".join(str(cause).split("(Background on this error")[0].split())
+    if "readonly database" in text or "read-only" in text:
+        text += " (the store is read-only: make it writable or choose another store)"
+    return redact(f"cannot use {what} {shown}: {text or type(cause).__name__}", url)
+
+
+def check_writable(url: str, what: str) -> None:
+    """Refuse a local SQLite store that cannot be written, before anything is trained or written."""
+    path = sqlite_path(url)
+    if path is None or str(path) in ("", ":memory:"):
+        return
+    folder = path.parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    hint = f"make it writable, or pass --{'storage' if what == 'storage' else 'tracking-uri'} with another location"
+    if not existing.is_dir():
+        raise StoreError(f"{what} {url}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise StoreError(f"{what} {url}: the folder {existing}/ is read-only; {hint}")
+    if path.exists() and not (path.is_file() and os.access(path, os.R_OK | os.W_OK)):
+        raise StoreError(f"{what} {url}: {path} is not a writable file; {hint}")
+
+
+def check_tracking_reachable(uri: str) -> None:
+    """Fail in seconds, with one line, when the MLflow tracking server or database is not there.
+
+    MLflow itself retries an unreachable server for minutes before it gives up.
+    """
+    scheme = uri.split("://", 1)[0].split("+", 1)[0]
+    if scheme == "sqlite":
+        check_writable(uri, "tracking URI")
+    elif scheme in ("http", "https"):
+        parts = urllib.parse.urlsplit(uri)
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc = f"{netloc}:{parts.port}"
+        probe = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/health", "", ""))
+        try:
+            with urllib.request.urlopen(probe, timeout=CONNECT_TIMEOUT_SECONDS):  # noqa: S310 - http(s) only
+                pass
+        except urllib.error.HTTPError:
+            pass  # something answers (a proxy, an older server without /health): let MLflow talk to it
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            reason = getattr(err, "reason", err)
+            raise StoreError(redact(
+                f"cannot reach the MLflow tracking server at {mask_password(uri)}: {reason}; start it "
+                "(e.g. mlflow server --host 127.0.0.1 --port 5000) or pass another --tracking-uri", uri,
+            )) from None
+    elif scheme in ("postgresql", "mysql"):
+        try:
+            engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS})
+            with engine.connect():
+                pass
+            engine.dispose()
+        except (ImportError, sqlalchemy.exc.SQLAlchemyError, OSError, ValueError) as err:
+            raise StoreError(store_problem("tracking URI", uri, err)) from None
+
+
+class StudyLock:
+    """A lock held by one process at a time among all those that use `study_name` in `url`.
+
+    SQLite: an exclusive `flock` on a file beside the database (local processes only, as SQLite
+    itself). PostgreSQL: a session advisory lock; MySQL: GET_LOCK. A lock of a process that dies
+    is released with it (the file closes, the database session ends). Other storages get no lock.
+    `release()` may be called early and again.
+    """
+
+    def __init__(self, storage: optuna.storages.RDBStorage, url: str, study_name: str, timeout: float = 600):
+        self.storage, self.url, self.study_name, self.timeout = storage, url, study_name, timeout
+        self.key = int.from_bytes(hashlib.sha256(f"rnn-study:{study_name}".encode()).digest()[:8], "big", signed=True)
+        self._release = None
+
+    def acquire(self) -> StudyLock:
+        deadline = time.monotonic() + self.timeout
+        while not self._try():
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f"waited {self.timeout:.0f} s for the lock of study {self.study_name!r} in "
+                    f"{mask_password(self.url)}; is a worker stuck?"
+                )
+            time.sleep(0.05)
+        return self
+
+    def _try(self) -> bool:
+        dialect = self.url.split("://", 1)[0].split("+", 1)[0]
+        path = sqlite_path(self.url)
+        if path is not None:
+            if str(path) in ("", ":memory:"):
+                self._release = lambda: None
+                return True
+            import fcntl
+
+            handle = open(f"{path}.lock", "a+")  # noqa: SIM115 - held open while locked
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                return False
+            self._release = handle.close  # closing the file drops the lock
+            return True
+        if dialect not in ("postgresql", "mysql"):
+            self._release = lambda: None
+            return True
+        take, give = (
+            ("SELECT pg_try_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)") if dialect == "postgresql"
+            else ("SELECT GET_LOCK(:name, 0)", "SELECT RELEASE_LOCK(:name)")
+        )
+        arguments = {"key": self.key, "name": f"rnn-study-{self.key}"}
+        connection = self.storage.engine.connect()
+        try:
+            taken = bool(connection.execute(sqlalchemy.text(take), arguments).scalar())
+            connection.commit()
+        except BaseException:
+            connection.invalidate()
+            connection.close()
+            raise
+        if not taken:
+            connection.close()
+            return False
+
+        def release() -> None:
+            # Session-level locks outlive transactions: unlock before the connection returns to the pool.
+            try:
+                connection.execute(sqlalchemy.text(give), arguments)
+                connection.commit()
+            except BaseException:
+                connection.invalidate()  # a dropped session has lost its lock anyway
+            finally:
+                connection.close()
+
+        self._release = release
+        return True
+
+    def release(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    def __enter__(self) -> StudyLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 def make_sampler(config: SweepConfig) -> optuna.samplers.BaseSampler:
@@ -202,6 +434,9 @@ def _open_study(config: SweepConfig, storage: optuna.storages.BaseStorage, stora
             study_name=config.name, storage=storage, sampler=make_sampler(config), pruner=make_pruner(config),
         )
         recorded = study.user_attrs.get("fingerprint")
+        if recorded is None and not study.trials:
+            _describe_study(study, config)  # created by a process that stopped before describing it
+            return study
         if recorded != fingerprint:
             changed = _changed_fields(json.loads(study.user_attrs.get("config", "{}")), config)
             raise ConfigError(
@@ -214,12 +449,25 @@ def _open_study(config: SweepConfig, storage: optuna.storages.BaseStorage, stora
         study_name=config.name, storage=storage, sampler=make_sampler(config), pruner=make_pruner(config),
         direction=config.objective.direction,
     )
-    study.set_user_attr("fingerprint", fingerprint)
-    study.set_user_attr("config", config.model_dump_json())
+    _describe_study(study, config)
+    return study
+
+
+def _describe_study(study: optuna.Study, config: SweepConfig) -> None:
+    study.set_user_attr("fingerprint", config.study_fingerprint())
+    study.set_user_attr("config", json.dumps(masked_config(config)))
     study.set_user_attr("task", config.task.name)
     study.set_user_attr("metric", config.objective.metric)
     study.set_user_attr("scientific", config.scientific)
-    return study
+
+
+def masked_config(config: SweepConfig) -> dict[str, Any]:
+    """The resolved config as plain data, with passwords in its store URLs masked (for tags and attrs)."""
+    data = json.loads(config.model_dump_json())
+    for key in ("storage", "tracking_uri"):
+        if data.get(key):
+            data[key] = mask_password(data[key])
+    return data
 
 
 def _changed_fields(recorded: dict[str, Any], config: SweepConfig) -> list[str]:
@@ -229,7 +477,11 @@ def _changed_fields(recorded: dict[str, Any], config: SweepConfig) -> list[str]:
 
 
 def mask_password(url: str) -> str:
-    """`postgresql://user:secret@host/db` -> `postgresql://user:***@host/db`, for messages and tags."""
+    """`postgresql://user:secret@host/db` -> `postgresql://user:***@host/db`, for messages and tags.
+
+    A password given as a query parameter (`?password=secret`) is masked too.
+    """
+    url = re.sub(r"(?i)([?&](?:password|passwd|pwd)=)[^&]*", r"\1***", url)
     if "://" not in url or "@" not in url:
         return url
     scheme, rest = url.split("://", 1)
@@ -237,6 +489,19 @@ def mask_password(url: str) -> str:
     if ":" not in credentials:
         return url
     return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
+def redact(text: str, url: str) -> str:
+    """`text` with the password of `url` (if any) replaced by ***, wherever a library echoed it."""
+    try:
+        password = urllib.parse.urlsplit(url).password
+    except ValueError:
+        password = None
+    found = re.findall(r"(?i)[?&](?:password|passwd|pwd)=([^&]*)", url)
+    text = text.replace(url, mask_password(url))
+    for secret in filter(None, [password, *found]):
+        text = text.replace(secret, "***").replace(urllib.parse.unquote(secret), "***")
+    return text
 
 
 # --------------------------------------------------------------------------- running
@@ -273,18 +538,92 @@ class _FailureStreak:
             study.stop()
 
 
-def run_sweep(
+@dataclass
+class OpenSweep:
+    """A sweep opened by this process: its study (created or resumed), its MLflow runs and target."""
+
+    sweep: Sweep
+    target: int
+    storage_url: str
+    tracking_uri: str
+    storage: optuna.storages.RDBStorage
+    study: optuna.Study
+    tracker: Any  # study.tracking.SweepTracker
+    versions: dict[str, str]
+    notes: list[str]
+    stale: list[int] = field(default_factory=list)  # trials this process failed for want of heartbeats
+
+    @property
+    def config(self) -> SweepConfig:
+        return self.sweep.config
+
+    def lock(self) -> StudyLock:
+        return StudyLock(self.storage, self.storage_url, self.config.name)
+
+    def finished_and_running(self) -> tuple[int, int]:
+        trials = self.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        return len(trials) - running, running
+
+    def fail_stale_trials(self) -> None:
+        """Fail trials whose process stopped sending heartbeats, and close their MLflow runs."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            optuna.storages.fail_stale_trials(self.study)
+        self.close_orphaned_runs()
+
+    def close_orphaned_runs(self, always: bool = False) -> int:
+        if not (always or self.stale):
+            return 0
+        self.stale.clear()
+
+        def live() -> set[int]:
+            # Read after MLflow was searched: a trial started meanwhile is still seen as live.
+            return {t.number for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+
+        closed = self.tracker.close_orphaned_trial_runs(live)
+        if closed:
+            self.notes.append(f"closed {closed} MLflow run(s) left RUNNING by a process that died")
+        return closed
+
+    def close(self, finished: bool) -> dict[str, int]:
+        """Record the study's counts and best trial on the MLflow parent run; return the counts."""
+        counts = state_counts(self.study)
+        best = _best_trial(self.study)
+        self.tracker.close_parent(
+            summary={f"trials_{state.lower()}": n for state, n in counts.items()},
+            best=None if best is None else {
+                "trial": best.number, "value": best.value, "run_id": best.user_attrs.get("mlflow_run_id"),
+            },
+            finished=finished and counts.get("COMPLETE", 0) + counts.get("PRUNED", 0) >= self.target,
+        )
+        return counts
+
+    def result(self, started: int, counts: dict[str, int], stopped_reason: str | None) -> SweepResult:
+        config = self.config
+        table = trials_table(config.name, self.storage_url)
+        return SweepResult(
+            study_name=config.name, storage=self.storage_url, tracking_uri=self.tracking_uri,
+            experiment_id=self.tracker.experiment_id, parent_run_id=self.tracker.parent_run_id,
+            target=self.target, started=started, counts=counts, stopped_reason=stopped_reason, trials=table,
+            best=best_by(table, config.scientific, config.objective.direction), notes=self.notes,
+        )
+
+
+def open_sweep(
     sweep: Sweep,
     trials: int | None = None,
     storage: str | None = None,
     tracking_uri: str | None = None,
-    reporter=None,
-) -> SweepResult:
-    """Run or resume `sweep` until `trials` (default: the file's) trials have finished."""
-    # Imported here so that `study list`, `show` and config errors never pay for TensorFlow.
+) -> OpenSweep:
+    """Check the stores and the data, then create or resume the study and its MLflow parent run.
+
+    Every check that can refuse the sweep (flags, stores, dataset) runs before anything is written.
+    Creating the study and its MLflow experiment and parent run happens under the study's lock,
+    so workers that start together share one of each.
+    """
     from study.data import load_task
     from study.tracking import SweepTracker
-    from study.trial import Objective, SilentReporter, configure_threads
 
     config = sweep.config
     target = config.trials if trials is None else trials
@@ -292,86 +631,143 @@ def run_sweep(
         raise ConfigError(f"--trials must be at least 1 (got {target})")
     storage_url = resolve_storage(storage, config)
     tracking = resolve_tracking_uri(tracking_uri, config)
-    reporter = reporter or SilentReporter()
+    heartbeat_seconds()  # refuse a bad RNN_STUDY_HEARTBEAT_SECONDS before anything runs
+    check_writable(storage_url, "storage")
+    check_tracking_reachable(tracking)
+    load_task(config.task)  # cached per process: a data error leaves nothing behind
     notes: list[str] = []
-
-    configure_threads(config.threads)  # before TensorFlow runs anything in this process
-    data = load_task(config.task)  # before any store is written: a data error leaves nothing behind
-    rdb = open_storage(storage_url)
-    study = _open_study(config, rdb, storage_url)
-
-    grid_size = config.grid_size()
-    if grid_size is not None and target > grid_size:
-        notes.append(f"the grid has {grid_size} points, so the sweep stops at {grid_size} trials, not {target}")
-        target = grid_size
-    for configuration in config.configurations:
-        study.enqueue_trial(configuration, skip_if_exists=True)
-
-    tracker = SweepTracker(tracking, experiment_name=config.name)
+    stale: list[int] = []
+    rdb = open_storage(storage_url, on_stale_trial=lambda study, trial: stale.append(trial.number))
     versions = package_versions()
-    tracker.open_parent(
-        config.name,
-        tags={
-            "task": config.task.name,
-            "sweep_file": str(sweep.path),
-            "sweep_sha256": sweep.file_sha256,
-            "fingerprint": config.study_fingerprint(),
-            "optuna_storage": mask_password(storage_url),
-            "metric": config.objective.metric,
-            "scientific": ",".join(config.scientific),
-            "target_trials": target,
-            **{f"version.{k}": v for k, v in versions.items()},
-        },
-        config=json.loads(config.model_dump_json()),
+    with StudyLock(rdb, storage_url, config.name):
+        try:
+            study = _open_study(config, rdb, storage_url)
+        except sqlalchemy.exc.SQLAlchemyError as err:
+            raise StoreError(store_problem("storage", storage_url, err)) from None
+        grid_size = config.grid_size()
+        if grid_size is not None and target > grid_size:
+            notes.append(f"the grid has {grid_size} points, so the sweep stops at {grid_size} trials, not {target}")
+            target = grid_size
+        for configuration in config.configurations:
+            study.enqueue_trial(configuration, skip_if_exists=True)
+        try:
+            tracker = SweepTracker(tracking, experiment_name=config.name)
+            tracker.open_parent(
+                config.name,
+                tags={
+                    "task": config.task.name,
+                    "sweep_file": str(sweep.path),
+                    "sweep_sha256": sweep.file_sha256,
+                    "fingerprint": config.study_fingerprint(),
+                    "optuna_storage": mask_password(storage_url),
+                    "metric": config.objective.metric,
+                    "scientific": ",".join(config.scientific),
+                    "target_trials": target,
+                    **{f"version.{k}": v for k, v in versions.items()},
+                },
+                config=masked_config(config),
+            )
+        except Exception as err:  # noqa: BLE001 - MLflow raises many kinds; all mean "cannot track"
+            raise StoreError(store_problem("tracking URI", tracking, err)) from None
+    opened = OpenSweep(
+        sweep=sweep, target=target, storage_url=storage_url, tracking_uri=tracking, storage=rdb, study=study,
+        tracker=tracker, versions=versions, notes=notes, stale=stale,
     )
-    live = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    closed = tracker.close_orphaned_trial_runs(live)
-    if closed:
-        notes.append(f"closed {closed} MLflow run(s) left RUNNING by a process that died")
+    opened.fail_stale_trials()
+    opened.close_orphaned_runs(always=True)
+    return opened
 
-    finished_before = len(study.get_trials(deepcopy=False, states=FINISHED))
-    trials_before = len(study.trials)
-    reporter.sweep_started(config.name, finished_before, target)
+
+def run_sweep(
+    sweep: Sweep,
+    trials: int | None = None,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    reporter=None,
+) -> SweepResult:
+    """Run or resume `sweep` until `trials` (default: the file's) trials have finished.
+
+    Other processes may run the same sweep at the same time (`study worker`): each claims one
+    trial at a time while fewer than the target are finished or running, and waits while the
+    missing trials are all running elsewhere, so together they stop at exactly the target.
+    """
+    # Imported here so that `study list`, `show` and config errors never pay for TensorFlow.
+    from study.trial import Objective, SilentReporter, configure_threads
+
+    configure_threads(sweep.config.threads)  # before TensorFlow runs anything in this process
+    opened = open_sweep(sweep, trials, storage, tracking_uri)
+    config = opened.config
+    reporter = reporter or SilentReporter()
+
+    reporter.sweep_started(config.name, opened.finished_and_running()[0], opened.target)
     objective = Objective(
-        config, data, tracker,
+        config, _cached_data(config), opened.tracker,
         run_tags={
             "study": config.name, "task": config.task.name, "sweep_sha256": sweep.file_sha256,
-            **{f"version.{k}": v for k, v in versions.items()},
+            **{f"version.{k}": v for k, v in opened.versions.items()},
         },
         reporter=reporter,
     )
     streak = _FailureStreak(config.max_consecutive_failures)
     interrupted = False
+    started = 0
     try:
-        if finished_before < target:
-            study.optimize(
-                objective,
-                callbacks=[MaxTrialsCallback(target, states=FINISHED), streak],
-                catch=(Exception,),
-                gc_after_trial=True,
-            )
+        started = _run_until_target(opened, objective, streak, reporter)
     except KeyboardInterrupt:
         interrupted = True
         raise
     finally:
-        counts = state_counts(study)
-        best = _best_trial(study)
-        tracker.close_parent(
-            summary={f"trials_{state.lower()}": n for state, n in counts.items()},
-            best=None if best is None else {
-                "trial": best.number, "value": best.value, "run_id": best.user_attrs.get("mlflow_run_id"),
-            },
-            finished=not interrupted and counts.get("COMPLETE", 0) + counts.get("PRUNED", 0) >= target,
-        )
+        opened.close_orphaned_runs()
+        counts = opened.close(finished=not interrupted)
+    return opened.result(started, counts, streak.stopped_reason)
 
-    table = trials_table(config.name, storage_url)
-    return SweepResult(
-        study_name=config.name, storage=storage_url, tracking_uri=tracking,
-        experiment_id=tracker.experiment_id, parent_run_id=tracker.parent_run_id,
-        target=target, started=len(study.trials) - trials_before, counts=counts,
-        stopped_reason=streak.stopped_reason, trials=table,
-        best=best_by(table, config.scientific, config.objective.direction), notes=notes,
-    )
+
+def _cached_data(config: SweepConfig):
+    from study.data import load_task
+
+    return load_task(config.task)
+
+
+WAIT_SECONDS = 2.0  # how often a worker with nothing to claim looks at the study again
+
+
+def _run_until_target(opened: OpenSweep, objective, streak: _FailureStreak, reporter) -> int:
+    """Claim and run trials until the study has `target` finished ones; return how many this ran.
+
+    The next trial is claimed under the study lock, and only while finished + running trials are
+    below the target; the lock is let go as soon as the trial exists (RUNNING), so other workers
+    count it. Failed trials free their place, and so do trials of dead processes, once their
+    heartbeat is older than the grace period.
+    """
+    study, target = opened.study, opened.target
+    started = 0
+    waiting = False
+    while streak.stopped_reason is None:
+        lock = opened.lock().acquire()
+        try:
+            opened.fail_stale_trials()
+            finished, running = opened.finished_and_running()
+            if finished >= target:
+                return started
+            if finished + running < target:
+                waiting = False
+
+                def claimed(trial: optuna.Trial, lock=lock) -> float:
+                    lock.release()  # the trial exists now: other workers count it
+                    return objective(trial)
+
+                started += 1
+                study.optimize(claimed, n_trials=1, catch=(Exception,), callbacks=[streak], gc_after_trial=True)
+                continue
+        finally:
+            lock.release()
+        if not waiting:
+            waiting = True
+            notice = getattr(reporter, "waiting", None)
+            if notice is not None:
+                notice(running, heartbeat_seconds()[1])
+        time.sleep(WAIT_SECONDS)
+    return started
 
 
 def _best_trial(study: optuna.Study) -> FrozenTrial | None:
@@ -479,7 +875,7 @@ def trials_table(study_name: str, storage: str) -> pd.DataFrame:
             "best_epoch": attrs.get("best_epoch"),
             "pruned_at_epoch": attrs.get("pruned_at_epoch"),
             "seed": attrs.get("seed"),
-            "fail_reason": attrs.get("fail_reason"),
+            "fail_reason": attrs.get("fail_reason") or (DIED if trial.state == TrialState.FAIL else None),
             "mlflow_run_id": attrs.get("mlflow_run_id"),
         })
     return pd.DataFrame(rows)

@@ -15,7 +15,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
@@ -135,8 +135,12 @@ class SweepTracker:
         self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         return TrialRun(self.client, run_id)
 
-    def close_orphaned_trial_runs(self, live_trial_numbers: set[int]) -> int:
-        """Mark KILLED the trial runs left RUNNING by a process that died; return how many."""
+    def close_orphaned_trial_runs(self, live_trial_numbers: set[int] | Callable[[], set[int]]) -> int:
+        """Mark KILLED the trial runs left RUNNING by a process that died; return how many.
+
+        With other workers running, pass a function: it is called after the search, so a trial
+        that another worker starts meanwhile is seen as live, not closed.
+        """
         runs = self.client.search_runs(
             [self.experiment_id],
             filter_string=(
@@ -144,9 +148,12 @@ class SweepTracker:
                 " and attributes.status = 'RUNNING'"
             ),
         )
+        if not runs:
+            return 0
+        live = live_trial_numbers() if callable(live_trial_numbers) else live_trial_numbers
         closed = 0
         for run in runs:
-            if int(run.data.tags.get("trial_number", -1)) not in live_trial_numbers:
+            if int(run.data.tags.get("trial_number", -1)) not in live:
                 self.client.set_tag(run.info.run_id, "state", "FAIL")
                 self.client.set_tag(run.info.run_id, "fail_reason", "the process running this trial died")
                 self.client.set_terminated(run.info.run_id, "KILLED")

@@ -147,10 +147,15 @@ def test_ui_serves_the_tracking_store_on_loopback(tiny_sweep, stores, tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
     )
     try:
-        first_lines = [server.stdout.readline() for _ in range(2)]
-        assert f"http://127.0.0.1:{port}" in first_lines[0]
-        assert any(f"#/experiments/{result.experiment_id}/runs" in line for line in
-                   [*first_lines, *(server.stdout.readline() for _ in range(30) if server.poll() is None)][:40])
+        first = server.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in first
+        # `study ui` prints one link per experiment before the server starts; ours is among them.
+        link = f"#/experiments/{result.experiment_id}/runs"
+        for _ in range(500):
+            line = server.stdout.readline()
+            if link in line or not line.startswith("  "):
+                break
+        assert link in line, line
         deadline = time.time() + 90
         while True:
             try:
@@ -169,3 +174,13 @@ def test_ui_serves_the_tracking_store_on_loopback(tiny_sweep, stores, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+    # Stopping `study ui` stops the MLflow server it started: nothing answers on the port any more.
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+            time.sleep(0.5)
+        except OSError:
+            break
+    else:
+        pytest.fail("the MLflow server still answers after `study ui` was stopped")

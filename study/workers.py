@@ -1,0 +1,306 @@
+"""Workers: several processes on one sweep, and stopping any of them without losing a trial.
+
+`run_workers` is `study sweep FILE --jobs N`: it checks the sweep and creates its study and MLflow
+parent run once, then starts N `study worker FILE` processes on it, each with its share of the
+CPU threads (`RNN_STUDY_THREADS`), follows their output, and counts finished trials in the
+storage until every worker has exited. The workers coordinate through the study alone (see
+`study.sweep`), exactly as workers started by hand on other machines do.
+
+`graceful_interrupts` makes Ctrl-C (SIGINT) and SIGTERM stop a sweep cleanly: the signal becomes
+a KeyboardInterrupt at once during training, but never inside a write to the stores, so an
+epoch's metrics or a trial's record are written whole before the trial is marked (Optuna FAIL,
+MLflow KILLED) and the process exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from study.config import Sweep
+from study.sweep import STORAGE_ENV, TRACKING_ENV, OpenSweep, SweepResult, open_sweep, state_counts
+
+THREADS_ENV = "RNN_STUDY_THREADS"  # as study.trial.THREADS_ENV; not imported: it would load TensorFlow here
+
+POLL_SECONDS = 1.0  # how often the parent counts finished trials in the storage
+STOP_SECONDS = 120  # how long stopped workers get to mark their trials before they are killed
+
+
+def cpu_count() -> int:
+    """Cores this process may use (a container's or `taskset`'s limit, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(jobs: int) -> int:
+    """An equal share of the cores, so N workers do not oversubscribe the CPU."""
+    return max(1, cpu_count() // jobs)
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+class LineReporter:
+    """One plain line per trial (for logs, pipes and remote machines): what ran and how it ended."""
+
+    def __init__(self, searched: list[str], metric: str, write: Callable[[str], None] | None = None):
+        self.searched, self.metric = searched, metric
+        self.write = write or (lambda line: print(line, flush=True))
+        self.params: dict = {}
+        self.started_at = time.monotonic()
+
+    def _describe(self) -> str:
+        parts = []
+        for name in self.searched:
+            value = self.params.get(name)
+            parts.append(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}")
+        return " ".join(parts) or "fixed configuration"
+
+    def sweep_started(self, study_name: str, finished: int, target: int) -> None:
+        self.write(f"joined study {study_name!r}: {finished} of {target} trials finished")
+
+    def trial_started(self, number: int, params: dict, epochs: int) -> None:
+        self.params, self.started_at = params, time.monotonic()
+
+    def epoch_ended(self, number: int, epoch: int, logs: dict) -> None:
+        pass
+
+    def trial_ended(self, number: int, state: str, value: float | None, reason: str | None) -> None:
+        seconds = time.monotonic() - self.started_at
+        if state == "FAIL":
+            self.write(f"trial {number} {self._describe()} FAILED: {reason}")
+        elif state == "PRUNED":
+            self.write(f"trial {number} {self._describe()} pruned ({seconds:.0f} s)")
+        else:
+            self.write(f"trial {number} {self._describe()} -> best {self.metric} {value:.4f} ({seconds:.0f} s)")
+
+    def waiting(self, running: int, grace_seconds: int) -> None:
+        self.write(
+            f"waiting: the {running} missing trial(s) are running in other processes (a trial whose process "
+            f"died is failed after {grace_seconds} s without a heartbeat, and then run again)"
+        )
+
+
+# --------------------------------------------------------------------------- Ctrl-C and SIGTERM
+
+# A signal that arrives while code of these modules runs waits until it returns: these are the
+# writes to the stores (MLflow, Optuna's storage and their database drivers), and the places where
+# Python would swallow the exception (weakref callbacks and finalizers run by the garbage collector).
+_BOOKKEEPING = ("mlflow", "sqlalchemy", "optuna.storages", "optuna.study._tell", "study.tracking",
+                "sqlite3", "psycopg", "pymysql", "MySQLdb", "requests", "urllib3", "http.client",
+                "weakref", "_weakrefset")
+
+
+def _not_now(frame) -> bool:
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith(_BOOKKEEPING) or frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+@contextlib.contextmanager
+def graceful_interrupts(say: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into one KeyboardInterrupt, raised outside any write to the stores.
+
+    A signal during a write is held until the write returns (checked every 50 ms). Once the
+    interrupt is raised, further signals are ignored so that marking the trial cannot itself be
+    interrupted; kill -9 remains for the impatient (and heartbeats clean up after it). Should
+    Python swallow the interrupt anyway (an "exception ignored" in a callback of the garbage
+    collector), it is raised again.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    say = say or (lambda text: print(text, file=sys.stderr, flush=True))
+    state = {"pending": False, "raised": False}
+
+    def on_signal(signum, frame) -> None:
+        if state["raised"]:
+            say("already stopping: marking the current trial, then exiting")
+            return
+        if _not_now(frame):
+            if not state["pending"] and signum != signal.SIGALRM:
+                say("stopping after the current write to the stores...")
+            state["pending"] = True
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+            return
+        state["pending"], state["raised"] = False, True
+        raise KeyboardInterrupt
+
+    def on_alarm(signum, frame) -> None:
+        if state["pending"]:
+            on_signal(signum, frame)
+
+    previous_hook = sys.unraisablehook
+
+    def on_unraisable(unraisable) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and state["raised"]:
+            state["raised"], state["pending"] = False, True  # swallowed: raise it again shortly
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+            return
+        previous_hook(unraisable)
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGALRM, on_alarm)
+    sys.unraisablehook = on_unraisable
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        sys.unraisablehook = previous_hook
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# --------------------------------------------------------------------------- local workers
+
+
+@dataclass
+class Worker:
+    index: int
+    process: subprocess.Popen
+    tail: deque = field(default_factory=lambda: deque(maxlen=5))
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.poll()
+
+
+@dataclass
+class WorkersResult:
+    sweep: SweepResult
+    exit_codes: list[int]
+    tails: list[list[str]]  # the last lines each worker printed
+
+    @property
+    def failed(self) -> list[int]:
+        """Indexes (from 1) of the workers that exited with an error."""
+        return [i + 1 for i, code in enumerate(self.exit_codes) if code != 0]
+
+
+def worker_command(sweep: Sweep, target: int) -> list[str]:
+    return [sys.executable, "-m", "study.cli", "worker", str(sweep.path), "--trials", str(target)]
+
+
+def run_workers(
+    sweep: Sweep,
+    jobs: int,
+    trials: int | None = None,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    on_line: Callable[[int, str], None] | None = None,
+    on_progress: Callable[[int, int, dict[str, int]], None] | None = None,
+) -> WorkersResult:
+    """Run `sweep` with `jobs` local worker processes until it has its target of finished trials.
+
+    `on_line(worker, line)` receives each line a worker prints (worker 0: this process's own),
+    `on_progress(finished, target, counts)` the study's counts about once a second. A
+    KeyboardInterrupt here is passed on to the workers as SIGINT; they mark their trials and
+    exit, then it is raised again.
+    """
+    if jobs < 1:
+        from study.config import ConfigError
+
+        raise ConfigError(f"--jobs must be at least 1 (got {jobs})")
+    opened = open_sweep(sweep, trials, storage, tracking_uri)
+    trials_before = len(opened.study.get_trials(deepcopy=False))
+    finished, running = opened.finished_and_running()
+    missing = max(0, opened.target - finished)
+    if jobs > missing:
+        if missing:
+            opened.notes.append(f"{missing} trial(s) missing, so {missing} worker(s) ran instead of {jobs}")
+        jobs = missing
+    env = {
+        **os.environ,
+        # The stores go by environment, not by argument: a password stays out of `ps` listings.
+        STORAGE_ENV: opened.storage_url,
+        TRACKING_ENV: opened.tracking_uri,
+        THREADS_ENV: str(threads_per_worker(max(jobs, 1))),
+        "PYTHONUNBUFFERED": "1",
+    }
+    workers: list[Worker] = []
+    readers: list[threading.Thread] = []
+    interrupted = False
+    if on_line is not None and jobs:
+        on_line(0, f"starting {jobs} worker(s) on {sweep.config.name!r}, {env[THREADS_ENV]} CPU thread(s) each")
+    try:
+        for index in range(1, jobs + 1):
+            process = subprocess.Popen(
+                worker_command(sweep, opened.target), env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                # Its own session: a Ctrl-C in the terminal reaches the parent only, which passes
+                # it on once (a second SIGINT could interrupt a worker while it marks its trial).
+                start_new_session=True,
+            )
+            worker = Worker(index, process)
+            workers.append(worker)
+            reader = threading.Thread(target=_follow, args=(worker, on_line), daemon=True)
+            reader.start()
+            readers.append(reader)
+        while any(w.returncode is None for w in workers):
+            if on_progress is not None:
+                counts = state_counts(opened.study)
+                on_progress(counts.get("COMPLETE", 0) + counts.get("PRUNED", 0), opened.target, counts)
+            time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        interrupted = True
+        _stop(workers)
+        raise
+    finally:
+        if not interrupted:
+            _stop(workers)  # only if something else went wrong; normally all have exited
+        for reader in readers:
+            reader.join(timeout=5)
+        _close(opened, finished=not interrupted)
+    counts = state_counts(opened.study)
+    if on_progress is not None:
+        on_progress(counts.get("COMPLETE", 0) + counts.get("PRUNED", 0), opened.target, counts)
+    result = opened.result(len(opened.study.get_trials(deepcopy=False)) - trials_before, counts, None)
+    return WorkersResult(result, [w.returncode for w in workers], [list(w.tail) for w in workers])
+
+
+def _follow(worker: Worker, on_line: Callable[[int, str], None] | None) -> None:
+    for line in worker.process.stdout:
+        line = line.rstrip("\n")
+        if not line.strip():
+            continue
+        worker.tail.append(line)
+        if on_line is not None:
+            on_line(worker.index, line)
+
+
+def _stop(workers: list[Worker]) -> None:
+    """SIGINT each running worker, give them time to mark their trials, then kill what is left."""
+    alive = [w for w in workers if w.returncode is None]
+    for worker in alive:
+        with contextlib.suppress(ProcessLookupError):
+            worker.process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + STOP_SECONDS
+    for worker in alive:
+        while worker.returncode is None:
+            try:
+                worker.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.process.kill()  # its trial is failed by the heartbeat check of the next run
+                worker.process.wait()
+            except KeyboardInterrupt:
+                continue  # a second Ctrl-C: keep waiting for the workers to mark their trials
+
+
+def _close(opened: OpenSweep, finished: bool) -> None:
+    opened.fail_stale_trials()
+    opened.close_orphaned_runs()
+    opened.close(finished=finished)
