@@ -1,0 +1,162 @@
+"""Benchmark: trials per hour with `study sweep --jobs 2` vs `--jobs 1` on this machine (target: >= 1.7x).
+
+The sweep is `benchmarks/sweeps/workers.yaml` (16 short GRU-64 trials on 10k Fashion-MNIST
+rows). Each run is the real command, `study sweep FILE --jobs N`, in its own process with fresh
+temporary stores, timed from start to exit, so it includes what a user waits for: imports, opening
+the stores, and with `--jobs 2` starting two worker processes (each importing TensorFlow and
+loading the data) with one CPU thread each; `--jobs 1` trains in the command's own process with
+TensorFlow's default threads. The runs alternate (1, 2, 2, 1, ...) and the figure is the median
+over pairs of (trials/hour with 2 jobs) / (trials/hour with 1 job). Also printed: the same ratio
+in steady state, from the first trial's start to the last trial's end (Optuna's timestamps),
+which leaves out the start-up.
+
+    .venv/bin/python benchmarks/workers.py                    # 2 pairs (~7 min on 2 cores); writes RESULTS.md
+    .venv/bin/python benchmarks/workers.py --repeats 3 --also-one-thread   # and --jobs 1 with 1 thread
+    .venv/bin/python benchmarks/workers.py --quick            # smoke run: 4 trials, 1 epoch, 1 pair
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+SWEEP_FILE = HERE / "sweeps" / "workers.yaml"
+TARGET = 1.7
+
+
+def run_sweep_command(sweep_path: Path, jobs: int, folder: Path, threads: int | None = None) -> dict:
+    """`study sweep --jobs N` on fresh stores: wall seconds, steady-state seconds, trials finished."""
+    import optuna
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RNN_STUDY_THREADS", "RNN_STUDY_STORAGE", "MLFLOW_TRACKING_URI")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    if threads:
+        env["RNN_STUDY_THREADS"] = str(threads)
+    storage, tracking = f"sqlite:///{folder}/optuna.db", f"sqlite:///{folder}/mlflow.db"
+    command = [str(Path(sys.executable).with_name("study")), "sweep", str(sweep_path), "--jobs", str(jobs),
+               "--storage", storage, "--tracking-uri", tracking]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=HERE.parent)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    name = yaml.safe_load(sweep_path.read_text())["name"]
+    trials = optuna.load_study(study_name=name, storage=storage).trials
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    span = (max(t.datetime_complete for t in finished) - min(t.datetime_start for t in trials)).total_seconds()
+    configurations = {tuple(sorted(t.params.items())) for t in finished}
+    return {"wall": wall, "span": span, "trials": len(finished), "distinct": len(configurations),
+            "per_hour": len(finished) / wall * 3600, "steady_per_hour": len(finished) / span * 3600}
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown CPU")
+    versions = []
+    for package in ("tensorflow-cpu", "tensorflow", "keras", "optuna", "mlflow", "numpy"):
+        try:
+            versions.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            continue
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{datetime.date.today()}, {len(os.sched_getaffinity(0))} cores ({cpu}), {memory:.0f} GiB RAM, "
+            f"Python {platform.python_version()}, {', '.join(versions)}")
+
+
+def write_section(name: str, title: str, body: str) -> Path:
+    """Replace this benchmark's section of benchmarks/RESULTS.md (or append it)."""
+    path = HERE / "RESULTS.md"
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n## {title}\n\n{body.strip()}\n{end}"
+    if start in text and end in text:
+        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2, help="pairs of runs (--jobs 1, --jobs 2), alternated")
+    parser.add_argument("--trials", type=int, help="override the sweep file's trials")
+    parser.add_argument("--also-one-thread", action="store_true",
+                        help="also run --jobs 1 with RNN_STUDY_THREADS=1 (how much comes from the thread setting)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 4 trials of 1 epoch, 1 pair")
+    parser.add_argument("--no-record", action="store_true", help="print only; leave RESULTS.md alone")
+    args = parser.parse_args()
+    raw = yaml.safe_load(SWEEP_FILE.read_text())
+    if args.quick:
+        args.repeats, raw["trials"], raw["epochs"] = 1, 4, 1
+    raw["trials"] = args.trials or raw["trials"]
+    folder = Path(tempfile.mkdtemp(prefix="workers-benchmark-"))
+    sweep_path = folder / "workers.yaml"
+    sweep_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+    variants = [("--jobs 1", 1, None), ("--jobs 2", 2, None)]
+    if args.also_one_thread:
+        variants.append(("--jobs 1, 1 thread", 1, 1))
+    results: dict[str, list[dict]] = {label: [] for label, _, _ in variants}
+    for repeat in range(args.repeats):
+        order = variants if repeat % 2 == 0 else variants[::-1]
+        for label, jobs, threads in order:
+            result = run_sweep_command(sweep_path, jobs, folder / f"{repeat}-{jobs}-{threads or 0}", threads)
+            results[label].append(result)
+            print(f"pair {repeat + 1} {label:>18}: {result['trials']} trials ({result['distinct']} distinct "
+                  f"configurations) in {result['wall']:.0f} s = {result['per_hour']:.0f}/h; steady state "
+                  f"{result['span']:.0f} s = {result['steady_per_hour']:.0f}/h", flush=True)
+
+    median = statistics.median
+    one, two = results["--jobs 1"], results["--jobs 2"]
+    ratio = median(b["per_hour"] / a["per_hour"] for a, b in zip(one, two))
+    steady = median(b["steady_per_hour"] / a["steady_per_hour"] for a, b in zip(one, two))
+    verdict = "met" if ratio >= TARGET else "missed"
+    lines = [f"trials/hour --jobs 2 / --jobs 1 (whole command): median {ratio:.2f}x (target >= {TARGET}: {verdict})",
+             f"steady state (first trial start to last trial end): median {steady:.2f}x"]
+    if args.also_one_thread:
+        threads1 = results["--jobs 1, 1 thread"]
+        lines.append(f"--jobs 1 with 1 thread / --jobs 1 with default threads: median "
+                     f"{median(b['per_hour'] / a['per_hour'] for a, b in zip(one, threads1)):.2f}x; "
+                     f"--jobs 2 / --jobs 1 with 1 thread: {median(b['per_hour'] / a['per_hour'] for a, b in zip(threads1, two)):.2f}x")
+    print("\n" + "\n".join(lines))
+    if args.no_record or args.quick:
+        return
+
+    table = ["| pair | variant | trials | distinct configs | wall (s) | trials/h | steady (s) | steady trials/h |",
+             "|---|---|---|---|---|---|---|---|"]
+    for repeat in range(args.repeats):
+        for label, _, _ in variants:
+            r = results[label][repeat]
+            table.append(f"| {repeat + 1} | `{label}` | {r['trials']} | {r['distinct']} | {r['wall']:.0f} | {r['per_hour']:.0f} "
+                         f"| {r['span']:.0f} | {r['steady_per_hour']:.0f} |")
+    body = f"""
+**Trials per hour, `--jobs 2` / `--jobs 1`: {ratio:.2f}x** (target >= {TARGET}x: {verdict}).
+
+Machine: {machine()}. Load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (shared machine:
+runs alternate and the figure is the median over pairs).
+Sweep: `benchmarks/sweeps/workers.yaml` ({raw['trials']} trials, {raw['epochs']} epochs, 10k Fashion-MNIST rows),
+each run the whole `study sweep` command on fresh stores.
+Rerun: `.venv/bin/python benchmarks/workers.py`
+
+{chr(10).join('- ' + line for line in lines)}
+
+{chr(10).join(table)}
+"""
+    print(f"wrote {write_section('workers', '3. Workers: trials per hour, --jobs 2 vs --jobs 1', body)}")
+
+
+if __name__ == "__main__":
+    main()
