@@ -17,17 +17,15 @@ size is printed.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 import yaml
+from results_file import machine, write_section
 
 HERE = Path(__file__).resolve().parent
 SWEEP_FILE = HERE / "sweeps" / "memory.yaml"
@@ -66,34 +64,6 @@ def peak_rss(command: list[str]) -> tuple[float, float]:
             log.seek(0)
             raise SystemExit(f"{' '.join(command[:4])} ... failed ({child.returncode}):\n{log.read()[-3000:]}")
     return usage.ru_maxrss / 2**20, time.perf_counter() - started  # ru_maxrss is in KiB on Linux
-
-
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown CPU")
-    versions = []
-    for package in ("tensorflow-cpu", "tensorflow", "keras", "optuna", "mlflow", "numpy"):
-        try:
-            versions.append(f"{package} {metadata.version(package)}")
-        except metadata.PackageNotFoundError:
-            continue
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{datetime.date.today()}, {len(os.sched_getaffinity(0))} cores ({cpu}), {memory:.0f} GiB RAM, "
-            f"Python {platform.python_version()}, {', '.join(versions)}")
-
-
-def write_section(name: str, title: str, body: str) -> Path:
-    """Replace this benchmark's section of benchmarks/RESULTS.md (or append it)."""
-    path = HERE / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    block = f"{start}\n## {title}\n\n{body.strip()}\n{end}"
-    if start in text and end in text:
-        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
-    return path
 
 
 def main() -> None:

@@ -30,18 +30,16 @@ order each time; a first warm-up pair is not counted):
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 import yaml
+from results_file import load_average, machine, write_section
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Both variants must run with TensorFlow's default threads: no per-process setting leaks in.
@@ -129,37 +127,6 @@ def timed_process(command: list[str]) -> float:
 
 
 # --------------------------------------------------------------------------- results file
-
-
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown CPU")
-    versions = []
-    for package in ("tensorflow-cpu", "tensorflow", "keras", "optuna", "mlflow", "numpy"):
-        try:
-            versions.append(f"{package} {metadata.version(package)}")
-        except metadata.PackageNotFoundError:
-            continue
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{datetime.date.today()}, {len(os.sched_getaffinity(0))} cores ({cpu}), {memory:.0f} GiB RAM, "
-            f"Python {platform.python_version()}, {', '.join(versions)}")
-
-
-def write_section(name: str, title: str, body: str) -> Path:
-    """Replace this benchmark's section of benchmarks/RESULTS.md (or append it)."""
-    path = HERE / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    block = f"{start}\n## {title}\n\n{body.strip()}\n{end}"
-    if start in text and end in text:
-        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
-    return path
-
-
-# --------------------------------------------------------------------------- main
 
 
 def main() -> None:
@@ -277,7 +244,7 @@ def main() -> None:
     body = f"""
 **Per-trial ratio study/bare: {per_trial:.3f}** (target <= {TARGET}: {verdict}).
 
-Machine: {machine()}. Load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (the machine
+Machine: {machine()}. Load average at the end: {load_average()} (the machine
 was shared with other test runs: figures are medians of alternated pairs).
 Workload: `benchmarks/sweeps/overhead.yaml` ({data.description}; {params['cell']}-{params['units']},
 {config.epochs} epochs, batch {config.batch_size}, test batch {max(config.batch_size, TEST_BATCH)}),

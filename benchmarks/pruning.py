@@ -24,16 +24,14 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
 import os
-import platform
 import statistics
 import tempfile
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import yaml
+from results_file import load_average, machine, write_section
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 for _name in ("RNN_STUDY_STORAGE", "MLFLOW_TRACKING_URI"):
@@ -111,34 +109,6 @@ def run_search(raw: dict, pruner: str, folder: Path) -> Run:
     return Run(pruner, trials)
 
 
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown CPU")
-    versions = []
-    for package in ("tensorflow-cpu", "tensorflow", "keras", "optuna", "mlflow", "numpy"):
-        try:
-            versions.append(f"{package} {metadata.version(package)}")
-        except metadata.PackageNotFoundError:
-            continue
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{datetime.date.today()}, {len(os.sched_getaffinity(0))} cores ({cpu}), {memory:.0f} GiB RAM, "
-            f"Python {platform.python_version()}, {', '.join(versions)}")
-
-
-def write_section(name: str, title: str, body: str) -> Path:
-    """Replace this benchmark's section of benchmarks/RESULTS.md (or append it)."""
-    path = HERE / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    block = f"{start}\n## {title}\n\n{body.strip()}\n{end}"
-    if start in text and end in text:
-        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pruners", default="median,hyperband",
@@ -209,7 +179,7 @@ def main() -> None:
     body = f"""
 **Epochs to reach within 0.5 pp of the no-pruning best, vs the no-pruning search: {headline}** (target <= {TARGET}x: {verdict}).
 
-Machine: {machine()}. Load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (shared machine:
+Machine: {machine()}. Load average at the end: {load_average()} (shared machine:
 wall times are single runs, one after the other, and only indicative; epochs are exact).
 Search: `benchmarks/sweeps/pruning.yaml` (task {raw['task']['name']}, cell x units x learning rate, {raw['trials']}
 trials x {raw['epochs']} epochs, random sampler seed {raw['seed']}: the same configurations in the same order in every run).

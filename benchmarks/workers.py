@@ -8,9 +8,10 @@ loading the data) with one CPU thread each; `--jobs 1` trains in the command's o
 TensorFlow's default threads. The runs alternate (1, 2, 2, 1, ...) and the figure is the median
 over pairs of (trials/hour with 2 jobs) / (trials/hour with 1 job). Also printed: the same ratio
 in steady state, from the first trial's start to the last trial's end (Optuna's timestamps),
-which leaves out the start-up.
+which leaves out the start-up, and the ceiling that training itself allows: the same model fitted
+by plain Keras in one process with default threads vs two 1-thread processes at once.
 
-    .venv/bin/python benchmarks/workers.py                    # 2 pairs (~7 min on 2 cores); writes RESULTS.md
+    .venv/bin/python benchmarks/workers.py                    # 2 pairs + ceiling (~9 min on 2 cores); writes RESULTS.md
     .venv/bin/python benchmarks/workers.py --repeats 3 --also-one-thread   # and --jobs 1 with 1 thread
     .venv/bin/python benchmarks/workers.py --quick            # smoke run: 4 trials, 1 epoch, 1 pair
 """
@@ -18,22 +19,46 @@ which leaves out the start-up.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 import yaml
+from results_file import load_average, machine, write_section
 
 HERE = Path(__file__).resolve().parent
 SWEEP_FILE = HERE / "sweeps" / "workers.yaml"
 TARGET = 1.7
+
+# The compute ceiling: the trials' model trained by plain Keras, alone with TensorFlow's default
+# threads, alone with 1 thread, and as two 1-thread processes at once. Each process imports,
+# loads and traces first, then waits for a common start time, so the timed fits overlap.
+CEILING = """
+import os, sys, time
+threads, start_at = int(sys.argv[1]), float(sys.argv[2])
+import tensorflow as tf
+if threads:
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+import keras
+from study.config import load_sweep
+from study.data import load_task
+config = load_sweep(sys.argv[3]).config
+data = load_task(config.task)
+model = keras.Sequential([keras.Input(shape=data.x_train.shape[1:]), keras.layers.GRU(64),
+                          keras.layers.Dense(10, activation="softmax")])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+model.fit(data.x_train[:1024], data.y_train[:1024], epochs=1, batch_size=config.batch_size, verbose=0)
+time.sleep(max(0.0, start_at - time.time()))
+started = time.time()
+model.fit(data.x_train, data.y_train, epochs=5, batch_size=config.batch_size, verbose=0)
+print(started, time.time(), 5 * len(data.x_train))
+"""
+CEILING_LEAD_SECONDS = 20  # time to import TensorFlow, load the data and trace, even on a busy machine
 
 
 def run_sweep_command(sweep_path: Path, jobs: int, folder: Path, threads: int | None = None) -> dict:
@@ -61,32 +86,25 @@ def run_sweep_command(sweep_path: Path, jobs: int, folder: Path, threads: int | 
             "per_hour": len(finished) / wall * 3600, "steady_per_hour": len(finished) / span * 3600}
 
 
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown CPU")
-    versions = []
-    for package in ("tensorflow-cpu", "tensorflow", "keras", "optuna", "mlflow", "numpy"):
-        try:
-            versions.append(f"{package} {metadata.version(package)}")
-        except metadata.PackageNotFoundError:
-            continue
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{datetime.date.today()}, {len(os.sched_getaffinity(0))} cores ({cpu}), {memory:.0f} GiB RAM, "
-            f"Python {platform.python_version()}, {', '.join(versions)}")
-
-
-def write_section(name: str, title: str, body: str) -> Path:
-    """Replace this benchmark's section of benchmarks/RESULTS.md (or append it)."""
-    path = HERE / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    block = f"{start}\n## {title}\n\n{body.strip()}\n{end}"
-    if start in text and end in text:
-        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
-    return path
+def training_rate(sweep_path: Path, threads: list[int]) -> float:
+    """Samples per second of plain Keras fits, one process per entry of `threads`, timed together."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    start_at = time.time() + CEILING_LEAD_SECONDS
+    children = [subprocess.Popen([sys.executable, "-c", CEILING, str(t), str(start_at), str(sweep_path)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=HERE.parent)
+                for t in threads]
+    starts, ends, samples = [], [], 0
+    for child in children:
+        out, err = child.communicate()
+        if child.returncode != 0:
+            raise SystemExit(f"ceiling measurement failed:\n{err[-2000:]}")
+        started, ended, count = out.split()[-3:]
+        starts.append(float(started))
+        ends.append(float(ended))
+        samples += int(count)
+    if max(starts) - min(starts) > 1:
+        print(f"  note: the timed fits started {max(starts) - min(starts):.1f} s apart (a busy machine)")
+    return samples / (max(ends) - min(starts))
 
 
 def main() -> None:
@@ -95,6 +113,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, help="override the sweep file's trials")
     parser.add_argument("--also-one-thread", action="store_true",
                         help="also run --jobs 1 with RNN_STUDY_THREADS=1 (how much comes from the thread setting)")
+    parser.add_argument("--no-ceiling", action="store_true",
+                        help="skip timing plain Keras training alone and as two 1-thread processes (~1.5 min)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 4 trials of 1 epoch, 1 pair")
     parser.add_argument("--no-record", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
@@ -131,6 +151,13 @@ def main() -> None:
         lines.append(f"--jobs 1 with 1 thread / --jobs 1 with default threads: median "
                      f"{median(b['per_hour'] / a['per_hour'] for a, b in zip(one, threads1)):.2f}x; "
                      f"--jobs 2 / --jobs 1 with 1 thread: {median(b['per_hour'] / a['per_hour'] for a, b in zip(threads1, two)):.2f}x")
+    if not args.no_ceiling:
+        alone = training_rate(sweep_path, [0])
+        single = training_rate(sweep_path, [1])
+        pair = training_rate(sweep_path, [1, 1])
+        lines.append(f"ceiling, plain Keras training of the same GRU-64 (samples/s): one process with default threads "
+                     f"{alone:.0f}, with 1 thread {single:.0f}, two 1-thread processes together {pair:.0f} = "
+                     f"{pair / alone:.2f}x the default-threads process")
     print("\n" + "\n".join(lines))
     if args.no_record or args.quick:
         return
@@ -145,7 +172,7 @@ def main() -> None:
     body = f"""
 **Trials per hour, `--jobs 2` / `--jobs 1`: {ratio:.2f}x** (target >= {TARGET}x: {verdict}).
 
-Machine: {machine()}. Load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (shared machine:
+Machine: {machine()}. Load average at the end: {load_average()} (shared machine:
 runs alternate and the figure is the median over pairs).
 Sweep: `benchmarks/sweeps/workers.yaml` ({raw['trials']} trials, {raw['epochs']} epochs, 10k Fashion-MNIST rows),
 each run the whole `study sweep` command on fresh stores.

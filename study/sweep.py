@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import gc
 import hashlib
 import itertools
 import json
@@ -30,8 +31,9 @@ import urllib.request
 import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import Any, Callable
 
+import numpy as np
 import optuna
 import pandas as pd
 import sqlalchemy
@@ -323,67 +325,152 @@ class StudyLock:
 
 
 def make_sampler(config: SweepConfig) -> optuna.samplers.BaseSampler:
+    """The sweep's sampler, safe to run in many processes at once.
+
+    A seeded Optuna sampler draws from one random stream per process, so workers started with the
+    same seed would draw the same configurations. Here random and TPE draws are seeded per trial
+    instead (see `PerTrialSampler`); the grid picks its point when the trial is created, under the
+    study lock, skipping points other workers are running; QMC numbers its points in the storage.
+    """
     if config.sampler == "grid":
         grid = {name: hp.grid_values() for name, hp in config.searched.items()}
         return optuna.samplers.GridSampler(grid, seed=config.seed)
     if config.uses_equal_budget:
         values = {name: config.hyperparameters[name].grid_values() for name in config.scientific}
-        return EqualBudgetSampler(values, lambda: _base_sampler(config))
-    return _base_sampler(config)
+        return EqualBudgetSampler(values, lambda key: _keyed_sampler(config, key))
+    return PerTrialSampler(lambda key: _keyed_sampler(config, key))
 
 
-def _base_sampler(config: SweepConfig) -> optuna.samplers.BaseSampler:
-    if config.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=config.seed)
+def sampler_seed(sweep_seed: int, key: int) -> int:
+    """The seed of draw number `key` (kept apart from the training seeds by its own spawn key)."""
+    return int(np.random.SeedSequence(sweep_seed, spawn_key=(1, key)).generate_state(1)[0])
+
+
+def _keyed_sampler(config: SweepConfig, key: int) -> optuna.samplers.BaseSampler:
+    """A fresh sampler of the sweep's kind for draw number `key`."""
     if config.sampler == "qmc":
+        # One low-discrepancy sequence per study: its points are numbered in the storage, so every
+        # draw uses the sweep's seed and the next free number.
         return optuna.samplers.QMCSampler(seed=config.seed)
-    return optuna.samplers.TPESampler(seed=config.seed)
+    seed = sampler_seed(config.seed, key)
+    if config.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+class PerTrialSampler(optuna.samplers.BaseSampler):
+    """Draws each trial with a fresh sampler seeded from (sweep seed, trial number).
+
+    Trial k gets the same configuration whichever worker runs it (for TPE: given the same finished
+    trials), and no two trials share a random stream, so parallel workers never repeat each other.
+    """
+
+    def __init__(self, make_sampler: Callable[[int], optuna.samplers.BaseSampler]):
+        self.make_sampler = make_sampler
+        self._samplers: dict[int, optuna.samplers.BaseSampler] = {}  # trial id -> its sampler
+
+    def _sampler(self, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
+        if trial._trial_id not in self._samplers:
+            self._samplers[trial._trial_id] = self.make_sampler(trial.number)
+        return self._samplers[trial._trial_id]
+
+    def before_trial(self, study, trial):
+        self._sampler(trial).before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial):
+        return self._sampler(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self._sampler(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self._sampler(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values):
+        self._sampler(trial).after_trial(study, trial, state, values)
+        self._samplers.pop(trial._trial_id, None)
+
+
+EQUAL_BUDGET_ATTR = "equal_budget"  # trial system attribute: {"value": [scientific values], "index": k}
 
 
 class EqualBudgetSampler(optuna.samplers.BaseSampler):
     """Gives every value of the scientific hyperparameters the same number of trials, and tunes
-    each value's nuisance hyperparameters with its own sampler (same kind, same seed).
+    each value's nuisance hyperparameters with its own sampler (same kind, same seeds).
 
     An adaptive sampler left alone spends most of a budget on whichever cell leads early, and its
-    model of a good learning rate mixes all cells. Here each trial is assigned the scientific value
-    with the fewest trials so far (failed ones are replaced), and its nuisance values come from a
-    sampler that only sees that value's trials. With the same seed, each value's first (random)
-    nuisance draws are identical: a paired design.
+    model of a good learning rate mixes all cells. Here each new trial is assigned the scientific
+    value with the fewest trials so far (failed ones are replaced), and its nuisance values come
+    from a sampler that only sees that value's trials. The k-th trial of every value is drawn with
+    the same seed, so the values' random draws are identical: a paired design.
+
+    The assignment is made when the trial is created (under the study lock) and stored on the
+    trial, so workers that create trials one after the other see each other's assignments.
     """
 
-    def __init__(self, values: dict[str, list[Any]], make_sampler):
+    def __init__(self, values: dict[str, list[Any]], make_sampler: Callable[[int], optuna.samplers.BaseSampler]):
         self.names = list(values)
         self.combos = [tuple(combo) for combo in itertools.product(*values.values())]
-        self.samplers = {combo: make_sampler() for combo in self.combos}
-        self._assigned: dict[int, tuple] = {}  # trial id -> combo, for this process's trials
+        self.make_sampler = make_sampler
+        self._trials: dict[int, tuple[tuple, optuna.samplers.BaseSampler]] = {}  # trial id -> value, sampler
+
+    def before_trial(self, study, trial):
+        combo, sampler = self._assigned(study, trial)
+        sampler.before_trial(_TrialsOfValue(study, self.names, combo), trial)
 
     def infer_relative_search_space(self, study, trial):
-        combo = self._combo(study, trial)
-        view = _TrialsOfValue(study, self.names, combo)
-        space = self.samplers[combo].infer_relative_search_space(view, trial)
+        combo, sampler = self._assigned(study, trial)
+        space = sampler.infer_relative_search_space(_TrialsOfValue(study, self.names, combo), trial)
         return {name: dist for name, dist in space.items() if name not in self.names}
 
     def sample_relative(self, study, trial, search_space):
-        combo = self._combo(study, trial)
-        view = _TrialsOfValue(study, self.names, combo)
-        return self.samplers[combo].sample_relative(view, trial, search_space)
+        combo, sampler = self._assigned(study, trial)
+        return sampler.sample_relative(_TrialsOfValue(study, self.names, combo), trial, search_space)
 
     def sample_independent(self, study, trial, param_name, param_distribution):
-        combo = self._combo(study, trial)
+        combo, sampler = self._assigned(study, trial)
         if param_name in self.names:
             return combo[self.names.index(param_name)]
-        view = _TrialsOfValue(study, self.names, combo)
-        return self.samplers[combo].sample_independent(view, trial, param_name, param_distribution)
+        return sampler.sample_independent(_TrialsOfValue(study, self.names, combo), trial, param_name, param_distribution)
 
-    def _combo(self, study, trial) -> tuple:
-        if trial._trial_id not in self._assigned:
+    def after_trial(self, study, trial, state, values):
+        combo, sampler = self._assigned(study, trial)
+        sampler.after_trial(_TrialsOfValue(study, self.names, combo), trial, state, values)
+        self._trials.pop(trial._trial_id, None)
+
+    def _assigned(self, study, trial: FrozenTrial) -> tuple[tuple, optuna.samplers.BaseSampler]:
+        if trial._trial_id not in self._trials:
+            recorded = study._storage.get_trial_system_attrs(trial._trial_id).get(EQUAL_BUDGET_ATTR)
+            if recorded is None:
+                recorded = self._assign(study, trial)
+                study._storage.set_trial_system_attr(trial._trial_id, EQUAL_BUDGET_ATTR, recorded)
+            self._trials[trial._trial_id] = (tuple(recorded["value"]), self.make_sampler(recorded["index"]))
+        return self._trials[trial._trial_id]
+
+    def _assign(self, study, trial: FrozenTrial) -> dict[str, Any]:
+        # From the storage, not `study`: a Hyperband pruner hands samplers a view of one bracket.
+        others = [t for t in study._storage.get_all_trials(study._study_id, deepcopy=False) if t.number != trial.number]
+        fixed = trial.system_attrs.get("fixed_params", {})  # an enqueued configuration
+        if all(name in fixed for name in self.names):
+            combo = tuple(fixed[name] for name in self.names)
+        else:
             counts = collections.Counter(
-                tuple(t.params.get(name) for name in self.names)
-                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
-                if t.number != trial.number
+                scientific_value(t, self.names) for t in others
+                if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
             )
-            self._assigned[trial._trial_id] = min(self.combos, key=lambda c: (counts[c], self.combos.index(c)))
-        return self._assigned[trial._trial_id]
+            combo = min(self.combos, key=lambda c: (counts[c], self.combos.index(c)))
+        # Draw number k of this value: every earlier trial of it counts, failed ones included, so a
+        # replacement gets a new draw rather than the one that failed.
+        index = sum(1 for t in others if t.number < trial.number and scientific_value(t, self.names) == combo)
+        return {"value": list(combo), "index": index}
+
+
+def scientific_value(trial: FrozenTrial, names: list[str]) -> tuple:
+    """The scientific values of a trial: as assigned when it was created, else from its params."""
+    recorded = trial.system_attrs.get(EQUAL_BUDGET_ATTR)
+    if recorded is not None:
+        return tuple(recorded["value"])
+    return tuple(trial.params.get(name) for name in names)
 
 
 class _TrialsOfValue:
@@ -396,7 +483,7 @@ class _TrialsOfValue:
         return getattr(self._study, attribute)
 
     def _matches(self, trial: FrozenTrial) -> bool:
-        return tuple(trial.params.get(name) for name in self._names) == self._combo
+        return scientific_value(trial, self._names) == self._combo
 
     def get_trials(self, deepcopy=True, states=None):
         return [t for t in self._study.get_trials(deepcopy=deepcopy, states=states) if self._matches(t)]
@@ -712,7 +799,8 @@ def run_sweep(
     interrupted = False
     started = 0
     try:
-        started = _run_until_target(opened, objective, streak, reporter)
+        with long_lived_objects_frozen():
+            started = _run_until_target(opened, objective, streak, reporter)
     except KeyboardInterrupt:
         interrupted = True
         raise
@@ -720,6 +808,22 @@ def run_sweep(
         opened.close_orphaned_runs()
         counts = opened.close(finished=not interrupted)
     return opened.result(started, counts, streak.stopped_reason)
+
+
+@contextlib.contextmanager
+def long_lived_objects_frozen():
+    """Keep the garbage collector's full collections off objects that live for the whole sweep.
+
+    Keras' `clear_session()` runs a full collection before every model; with TensorFlow, MLflow,
+    Optuna and the data loaded, that walks millions of objects (~0.5 s per trial on 2 cores).
+    Freezing what exists once the sweep is set up leaves each collection the trials' own objects.
+    """
+    gc.collect()  # garbage that exists now is freed, not frozen
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _cached_data(config: SweepConfig):
@@ -757,7 +861,8 @@ def _run_until_target(opened: OpenSweep, objective, streak: _FailureStreak, repo
                     return objective(trial)
 
                 started += 1
-                study.optimize(claimed, n_trials=1, catch=(Exception,), callbacks=[streak], gc_after_trial=True)
+                # No gc_after_trial: Keras' clear_session() collects before the next model anyway.
+                study.optimize(claimed, n_trials=1, catch=(Exception,), callbacks=[streak])
                 continue
         finally:
             lock.release()

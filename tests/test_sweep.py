@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 import study.data
 import study.trial
 from study.config import ConfigError, load_sweep
-from study.sweep import best_by, list_studies, run_sweep, trials_table
+from study.sweep import best_by, list_studies, make_sampler, run_sweep, trials_table
 
 
 def test_sweep_records_every_trial_in_optuna_and_mlflow(tiny_sweep, stores):
@@ -246,6 +246,61 @@ def test_equal_budget_gives_every_cell_the_same_trials_and_nuisance_draws(write_
     # Each cell's sampler has the same seed, so the cells are compared on identical learning rates.
     rates = {cell: sorted(group["learning_rate"]) for cell, group in table.groupby("cell")}
     assert rates["SimpleRNN"] == rates["GRU"] == rates["LSTM"]
+
+
+def _draws_of_workers(config, storage_url: str, workers: int, rounds: int) -> dict[int, dict]:
+    """Params by trial number when `workers` processes (each its own sampler) share one study and
+    create their trials in turn, each while the others' are still running."""
+    storage = optuna.storages.RDBStorage(storage_url)
+    studies = [optuna.create_study(study_name="shared", storage=storage, sampler=make_sampler(config),
+                                   load_if_exists=True) for _ in range(workers)]
+    draws = {}
+    for _ in range(rounds):
+        trials = [s.ask() for s in studies]
+        for trial in trials:
+            draws[trial.number] = study.trial.sample_params(trial, config)
+        for s, trial in zip(studies, trials):
+            s.tell(trial, draws[trial.number]["learning_rate"])
+    return draws
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_parallel_workers_never_repeat_a_draw_and_match_one_process(write_sweep, tmp_path, sampler):
+    config = load_sweep(write_sweep(f"""
+        name: parallel-draws
+        task: {{name: digits}}
+        space:
+          cell: {{choices: [GRU, LSTM]}}
+          learning_rate: {{low: 1.0e-4, high: 1.0e-1, log: true}}
+        trials: 8
+        epochs: 1
+        sampler: {sampler}
+        budget: shared
+    """)).config
+    two = _draws_of_workers(config, f"sqlite:///{tmp_path}/two.db", workers=2, rounds=4)
+    one = _draws_of_workers(config, f"sqlite:///{tmp_path}/one.db", workers=1, rounds=8)
+    # A sampler seeded once per process would give both workers the same stream (4 distinct rates).
+    assert len({d["learning_rate"] for d in two.values()}) == 8
+    # Trial k is drawn the same whichever process runs it (TPE's first 8 trials are its random start-up).
+    assert two == one
+
+
+def test_parallel_workers_keep_the_equal_budget_and_its_paired_draws(write_sweep, tmp_path):
+    config = load_sweep(write_sweep("""
+        name: parallel-equal
+        task: {name: digits}
+        space:
+          cell: {role: scientific, choices: [SimpleRNN, GRU, LSTM]}
+          learning_rate: {low: 1.0e-4, high: 1.0e-1, log: true}
+        trials: 12
+        epochs: 1
+        sampler: random
+    """)).config
+    draws = _draws_of_workers(config, f"sqlite:///{tmp_path}/o.db", workers=2, rounds=6).values()
+    rates = {cell: sorted(d["learning_rate"] for d in draws if d["cell"] == cell) for cell in ("SimpleRNN", "GRU", "LSTM")}
+    assert [len(r) for r in rates.values()] == [4, 4, 4]
+    assert rates["SimpleRNN"] == rates["GRU"] == rates["LSTM"]  # paired across cells
+    assert len(set(rates["GRU"])) == 4  # and never repeated within a cell
 
 
 def test_equal_budget_replaces_failed_trials_of_the_same_cell(write_sweep, stores, monkeypatch):
