@@ -22,7 +22,7 @@ order each time; a first warm-up pair is not counted):
    `python bare.py`, each from interpreter start, so imports (TensorFlow, MLflow, Optuna), store
    creation and data loading are counted: the fixed costs a one-trial sweep pays.
 
-    .venv/bin/python benchmarks/overhead.py                        # ~7 min on 2 cores; writes RESULTS.md
+    .venv/bin/python benchmarks/overhead.py                        # ~10 min on 2 cores; writes RESULTS.md
     .venv/bin/python benchmarks/overhead.py --quick                # smoke run: 1 epoch, 2000 images, 1 repeat
     .venv/bin/python benchmarks/overhead.py --repeats 7 --process-repeats 0 --no-record
 """
@@ -78,11 +78,11 @@ print(f"{time.perf_counter() - started:.2f}")
 # --------------------------------------------------------------------------- the two variants
 
 
-def bare_trial(data, params: dict, seed: int, epochs: int, batch_size: int) -> tuple[float, float, float, int]:
-    """Plain Keras on the same arrays: (seconds, fit seconds, best val accuracy, parameter count)."""
+def bare_trial(data, params: dict, seed: int, epochs: int, batch_size: int) -> dict:
+    """Plain Keras on the same arrays: seconds, CPU seconds, fit seconds, best val accuracy, parameter count."""
     import keras
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     keras.backend.clear_session()  # as study does before each trial: a fresh graph, not a growing one
     keras.utils.set_random_seed(seed)
     model = keras.Sequential([
@@ -97,23 +97,24 @@ def bare_trial(data, params: dict, seed: int, epochs: int, batch_size: int) -> t
                         epochs=epochs, batch_size=batch_size, verbose=0)
     fit_seconds = time.perf_counter() - fit_started
     model.evaluate(data.x_test, data.y_test, batch_size=max(batch_size, TEST_BATCH), verbose=0)
-    return time.perf_counter() - started, fit_seconds, max(history.history["val_accuracy"]), model.count_params()
+    return {"bare": time.perf_counter() - started, "bare_cpu": time.process_time() - cpu_started, "bare_fit": fit_seconds,
+            "bare_value": max(history.history["val_accuracy"]), "bare_params": model.count_params()}
 
 
 def study_trial(sweep, number: int, storage: str, tracking: str) -> dict:
     """Run trial `number` through run_sweep, then time the same call with nothing left to run."""
     from study.sweep import run_sweep
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = run_sweep(sweep, trials=number + 1, storage=storage, tracking_uri=tracking)
-    call = time.perf_counter() - started
-    started = time.perf_counter()
+    call, call_cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    started, cpu_started = time.perf_counter(), time.process_time()
     run_sweep(sweep, trials=number + 1, storage=storage, tracking_uri=tracking)
-    idle = time.perf_counter() - started
+    idle, idle_cpu = time.perf_counter() - started, time.process_time() - cpu_started
     row = result.trials.set_index("trial").loc[number]
     if row["state"] != "COMPLETE":
         raise SystemExit(f"study trial {number} ended {row['state']}: {row.get('fail_reason')}")
-    return {"call": call, "idle": idle, "trial": call - idle, "fit": float(row["train_seconds"]),
+    return {"call": call, "idle": idle, "trial": call - idle, "cpu": call_cpu - idle_cpu, "fit": float(row["train_seconds"]),
             "value": float(row["best_val_accuracy"]), "params": int(row["param_count"])}
 
 
@@ -131,7 +132,7 @@ def timed_process(command: list[str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="counted in-process pairs (after 1 warm-up pair)")
+    parser.add_argument("--repeats", type=int, default=9, help="counted in-process pairs (after 1 warm-up pair)")
     parser.add_argument("--process-repeats", type=int, default=3, help="pairs of whole processes (0: skip)")
     parser.add_argument("--epochs", type=int, help="override the sweep file's epochs")
     parser.add_argument("--train-size", type=int, help="override the sweep file's task.train_size")
@@ -178,12 +179,12 @@ def main() -> None:
             if variant == "study":
                 row.update({f"study_{k}": v for k, v in study_trial(sweep, repeat, storage, tracking).items()})
             else:
-                seconds, fit, value, count = bare_trial(data, params, seed, config.epochs, config.batch_size)
-                row.update(bare=seconds, bare_fit=fit, bare_value=value, bare_params=count)
+                row.update(bare_trial(data, params, seed, config.epochs, config.batch_size))
         label = "warm-up" if repeat == 0 else f"repeat {repeat}"
         print(f"{label:>9}: study trial {row['study_trial']:6.2f} s (sweep call {row['study_call']:.2f} s, of which "
               f"open/close {row['study_idle']:.2f} s; fit {row['study_fit']:.2f} s)  bare {row['bare']:6.2f} s "
-              f"(fit {row['bare_fit']:.2f} s)  ratio {row['study_trial'] / row['bare']:.3f}  "
+              f"(fit {row['bare_fit']:.2f} s)  ratio {row['study_trial'] / row['bare']:.3f} (CPU time "
+              f"{row['study_cpu'] / row['bare_cpu']:.3f})  "
               f"best val acc {row['study_value']:.4f} / {row['bare_value']:.4f}", flush=True)
         if repeat:
             rows.append(row)
@@ -194,6 +195,7 @@ def main() -> None:
     per_trial = median(r["study_trial"] / r["bare"] for r in rows)
     per_call = median(r["study_call"] / r["bare"] for r in rows)
     fit_ratio = median(r["study_fit"] / r["bare_fit"] for r in rows)
+    cpu_ratio = median(r["study_cpu"] / r["bare_cpu"] for r in rows)
     extra = median(r["study_trial"] - r["bare"] for r in rows)
 
     processes = []
@@ -217,6 +219,7 @@ def main() -> None:
     lines = [
         f"per trial (the figure): median study/bare = {per_trial:.3f} (target <= {TARGET}: {verdict}); "
         f"median extra {extra:+.2f} s per trial",
+        f"CPU time per trial (all threads of the process; less sensitive to other load): median ratio {cpu_ratio:.3f}",
         f"one run_sweep call (opening and closing the study included): median ratio {per_call:.3f}",
         f"Keras fit alone (study's train_seconds / bare fit): median ratio {fit_ratio:.3f}",
         f"same model: {'yes' if same_model else 'NO'} ({rows[0]['bare_params']:,} parameters); "
@@ -230,11 +233,12 @@ def main() -> None:
     if args.no_record or args.quick:
         return
 
-    table = ["| repeat | study trial (s) | sweep call (s) | open/close (s) | study fit (s) | bare (s) | bare fit (s) | ratio |",
-             "|---|---|---|---|---|---|---|---|"]
+    table = ["| repeat | study trial (s) | sweep call (s) | open/close (s) | study fit (s) | bare (s) | bare fit (s) | ratio "
+             "| CPU s study / bare |", "|---|---|---|---|---|---|---|---|---|"]
     for i, r in enumerate(rows, 1):
         table.append(f"| {i} | {r['study_trial']:.2f} | {r['study_call']:.2f} | {r['study_idle']:.2f} | {r['study_fit']:.2f} "
-                     f"| {r['bare']:.2f} | {r['bare_fit']:.2f} | {r['study_trial'] / r['bare']:.3f} |")
+                     f"| {r['bare']:.2f} | {r['bare_fit']:.2f} | {r['study_trial'] / r['bare']:.3f} "
+                     f"| {r['study_cpu']:.1f} / {r['bare_cpu']:.1f} |")
     process_table = ""
     if processes:
         process_table = "\n".join(
@@ -244,8 +248,8 @@ def main() -> None:
     body = f"""
 **Per-trial ratio study/bare: {per_trial:.3f}** (target <= {TARGET}: {verdict}).
 
-Machine: {machine()}. Load average at the end: {load_average()} (the machine
-was shared with other test runs: figures are medians of alternated pairs).
+Machine: {machine()}. Load average at the end: {load_average()}. Timings on
+this machine vary by up to +-40% from run to run, even alone: figures are medians of alternated pairs.
 Workload: `benchmarks/sweeps/overhead.yaml` ({data.description}; {params['cell']}-{params['units']},
 {config.epochs} epochs, batch {config.batch_size}, test batch {max(config.batch_size, TEST_BATCH)}),
 {args.repeats} in-process pairs after a warm-up pair, {args.process_repeats} pairs of processes.

@@ -201,11 +201,13 @@ def worker(
     """Join a shared sweep as one worker (any machine): run trials until the study has its target."""
     from study.data import DataError
     from study.sweep import run_sweep
-    from study.workers import LineReporter, graceful_interrupts
+    from study.workers import PARENT_GO_ENV, LineReporter, graceful_interrupts, prepare_then_wait_for_parent
 
     try:
         loaded = load_sweep(file)
         config = loaded.config
+        if os.environ.get(PARENT_GO_ENV) and not prepare_then_wait_for_parent(loaded):
+            return  # started by `study sweep --jobs N`, which stopped first or needs no more workers
         reporter = LineReporter(list(config.searched), config.objective.metric,
                                 write=lambda line: console.print(line, highlight=False, markup=False))
         with graceful_interrupts(say=lambda text: errors.print(text, highlight=False)):

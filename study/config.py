@@ -468,7 +468,7 @@ class SweepConfig(StrictModel):
     objective: Objective = Field(default_factory=Objective)
     max_consecutive_failures: int = Field(5, ge=1, le=10_000)
     jit_compile: Literal["auto"] | bool = Field(
-        "auto", description="compile training with XLA: true, false, or auto (Keras decides; off on CPU)",
+        "auto", description="compile training with XLA: true, false, or auto (on GPU; on CPU for GRU trials of >= 4M sequence steps)",
     )
     threads: int | None = Field(
         None, ge=1, le=1024, description="TensorFlow CPU threads per process (default: TensorFlow's choice)",

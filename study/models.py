@@ -49,7 +49,8 @@ def build_model(spec: ModelSpec, params: dict[str, Any], jit_compile: bool | str
     """Build and compile the model described by `params` (see config.HYPERPARAMETERS).
 
     `jit_compile` is how the model is run, not what it is: True compiles training with XLA,
-    "auto" leaves it to Keras (which keeps XLA off on CPU-only TensorFlow).
+    "auto" leaves it to Keras (which keeps XLA off on CPU-only TensorFlow); a sweep's own "auto"
+    is settled per trial by `resolve_jit_compile` first.
     """
     p = with_defaults(params, spec)
     layers: list[keras.layers.Layer] = [keras.Input(shape=spec.input_shape)]
@@ -92,6 +93,27 @@ def make_optimizer(params: dict[str, Any]) -> keras.optimizers.Optimizer:
     }
     clipnorm = params["clipnorm"] or None  # 0 means "no clipping"; Keras wants None for that
     return optimizers[params["optimizer"]](learning_rate=params["learning_rate"], clipnorm=clipnorm)
+
+
+# On CPU, XLA runs a GRU's epochs up to ~2x faster but first compiles every new model (~5 s, and
+# every trial builds one). benchmarks/xla.py measured the break-even at 1.9-2.3 million sequence
+# steps trained (GRU-64 on MNIST-1D and on Fashion-MNIST rows); SimpleRNN needed 5.6 million and
+# LSTM was no faster. Twice the GRU break-even, for a margin over run-to-run noise:
+XLA_MIN_SEQUENCE_STEPS = 4_000_000
+
+
+def resolve_jit_compile(setting: bool | str, params: dict[str, Any], sequence_steps: int, gpu: bool) -> bool | str:
+    """What one trial passes to Keras' `compile(jit_compile=...)` for the sweep's `jit_compile`.
+
+    True and False are the user's choice. "auto" on a GPU is Keras' own auto (XLA on); on CPU it
+    turns XLA on for GRU trials that train enough to repay compiling: `sequence_steps`
+    (training sequences x time steps x epochs) of at least XLA_MIN_SEQUENCE_STEPS.
+    """
+    if setting != "auto":
+        return setting
+    if gpu:
+        return "auto"
+    return params.get("cell") == "GRU" and sequence_steps >= XLA_MIN_SEQUENCE_STEPS
 
 
 def cudnn_eligible(params: dict[str, Any]) -> bool:

@@ -65,6 +65,7 @@ def retrain(record: TrialRecord, seed: int, tracking_uri: str, role: str, index:
         result = train_and_evaluate(
             data, record.params, epochs=config.epochs, batch_size=config.batch_size, seed=seed,
             metric=metric, direction=config.objective.direction, on_epoch=run.log_epoch,
+            jit_compile=config.jit_compile,  # the same kernels as the original trial
         )
     except BaseException as err:
         run.finish("FAIL", metrics={}, tags={"fail_reason": f"{type(err).__name__}: {err}"[:5000]},
@@ -75,7 +76,7 @@ def retrain(record: TrialRecord, seed: int, tracking_uri: str, role: str, index:
                "seconds_per_epoch": result.seconds_per_epoch}
     if record.value is not None:
         summary[f"recorded_{metric}"] = record.value
-    run.finish("COMPLETE", metrics=summary, tags={"param_count": result.param_count})
+    run.finish("COMPLETE", metrics=summary, tags={"param_count": result.param_count, "xla": result.xla})
     return RetrainResult(
         study_name=record.study_name, trial=record.number, role=role, seed=seed, metric=metric,
         recorded=record.value if role == "rerun" else None, value=result.value,

@@ -9,6 +9,7 @@ turns a crash or a NaN loss into a failed trial with its reason.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import statistics
@@ -23,7 +24,7 @@ import optuna
 
 from study.config import HYPERPARAMETERS, SweepConfig
 from study.data import TaskData
-from study.models import ModelSpec, build_model, cudnn_eligible, units_for_budget
+from study.models import ModelSpec, build_model, cudnn_eligible, resolve_jit_compile, units_for_budget
 from study.tracking import SweepTracker
 
 THREADS_ENV = "RNN_STUDY_THREADS"
@@ -117,6 +118,13 @@ def configure_threads(threads: int | None) -> int | None:
     return tf.config.threading.get_intra_op_parallelism_threads() or None
 
 
+@functools.cache
+def gpu_available() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 # --------------------------------------------------------------------------- training
 
 
@@ -130,6 +138,7 @@ class TrainingResult:
     train_seconds: float
     epoch_seconds: list[float] = field(default_factory=list)
     pruned_at: int | None = None  # the epoch a pruner stopped the trial at
+    xla: bool = False  # whether training ran compiled with XLA
     model: Any = field(default=None, repr=False)  # the Keras model holding the best epoch's weights
 
     @property
@@ -193,9 +202,12 @@ def train_and_evaluate(
 
     `should_prune(epoch, value)` may stop a trial early; such a result has `pruned_at` set and no
     test metrics (a pruned trial is not a candidate, so the test set is not even looked at).
+    `jit_compile` is the sweep's setting ("auto" is settled for this trial by `resolve_jit_compile`).
     """
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
+    sequence_steps = len(data.x_train) * data.x_train.shape[1] * epochs
+    jit_compile = resolve_jit_compile(jit_compile, params, sequence_steps, gpu=gpu_available())
     model = build_model(model_spec(data), params, jit_compile=jit_compile)
     keeper = _BestEpochKeeper(metric, direction == "maximize", on_epoch, should_prune)
     started = time.perf_counter()
@@ -222,6 +234,7 @@ def train_and_evaluate(
         train_seconds=train_seconds,
         epoch_seconds=keeper.epoch_seconds,
         pruned_at=keeper.pruned_at,
+        xla=bool(model.jit_compile),
         model=model,
     )
 
@@ -304,7 +317,7 @@ class Objective:
         run.finish(
             state,
             metrics=summary,
-            tags={"param_count": result.param_count,
+            tags={"param_count": result.param_count, "xla": result.xla,
                   **({"pruned_at_epoch": result.pruned_at} if result.pruned_at is not None else {})},
             artifacts={"trial.json": {"params": params, "seed": seed, **summary, "history": result.history}},
         )

@@ -26,9 +26,19 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from study.config import Sweep
-from study.sweep import STORAGE_ENV, TRACKING_ENV, OpenSweep, SweepResult, open_sweep, state_counts
+from study.sweep import (
+    STORAGE_ENV,
+    TRACKING_ENV,
+    OpenSweep,
+    SweepResult,
+    open_sweep,
+    resolve_storage,
+    resolve_tracking_uri,
+    state_counts,
+)
 
 THREADS_ENV = "RNN_STUDY_THREADS"  # as study.trial.THREADS_ENV; not imported: it would load TensorFlow here
+PARENT_GO_ENV = "RNN_STUDY_WAIT_FOR_PARENT"  # set for workers of `study sweep --jobs N`: wait for its "go"
 
 POLL_SECONDS = 1.0  # how often the parent counts finished trials in the storage
 STOP_SECONDS = 120  # how long stopped workers get to mark their trials before they are killed
@@ -191,8 +201,34 @@ class WorkersResult:
         return [i + 1 for i, code in enumerate(self.exit_codes) if code != 0]
 
 
-def worker_command(sweep: Sweep, target: int) -> list[str]:
-    return [sys.executable, "-m", "study.cli", "worker", str(sweep.path), "--trials", str(target)]
+def worker_command(sweep: Sweep, trials: int | None) -> list[str]:
+    return [sys.executable, "-m", "study.cli", "worker", str(sweep.path)] + (["--trials", str(trials)] if trials else [])
+
+
+def prepare_then_wait_for_parent(sweep: Sweep) -> bool:
+    """In a worker of `study sweep --jobs N`: import TensorFlow and MLflow and load the data while
+    the parent opens the stores, then wait for its word. False: the parent stopped first (a store
+    refused, Ctrl-C, or no trial left for this worker), so this worker has nothing to do."""
+    # The parent dismisses waiting workers by closing their input; a SIGINT it sends meanwhile
+    # (Ctrl-C at its terminal) must not break an import half-way and print a traceback.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import study.tracking  # noqa: F401 - MLflow
+        import study.trial  # noqa: F401 - TensorFlow and Keras, the slow imports
+        from study.data import load_task
+
+        load_task(sweep.config.task)  # cached for the sweep
+        return sys.stdin.readline().strip() == "go"
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _tell(worker: Worker, go: bool) -> None:
+    """Let a waiting worker start (or, without `go`, exit), by closing its standard input."""
+    with contextlib.suppress(OSError):  # it exited already (its own error is in its output)
+        if go:
+            worker.process.stdin.write("go\n")
+        worker.process.stdin.close()
 
 
 def run_workers(
@@ -215,31 +251,25 @@ def run_workers(
         from study.config import ConfigError
 
         raise ConfigError(f"--jobs must be at least 1 (got {jobs})")
-    opened = open_sweep(sweep, trials, storage, tracking_uri)
-    trials_before = len(opened.study.get_trials(deepcopy=False))
-    finished, running = opened.finished_and_running()
-    missing = max(0, opened.target - finished)
-    if jobs > missing:
-        if missing:
-            opened.notes.append(f"{missing} trial(s) missing, so {missing} worker(s) ran instead of {jobs}")
-        jobs = missing
+    # The workers start at once: they import TensorFlow and load the data while this process
+    # checks and opens the stores, then wait for its "go" before they touch the stores.
     env = {
         **os.environ,
         # The stores go by environment, not by argument: a password stays out of `ps` listings.
-        STORAGE_ENV: opened.storage_url,
-        TRACKING_ENV: opened.tracking_uri,
-        THREADS_ENV: str(threads_per_worker(max(jobs, 1))),
+        STORAGE_ENV: resolve_storage(storage, sweep.config),
+        TRACKING_ENV: resolve_tracking_uri(tracking_uri, sweep.config),
+        THREADS_ENV: str(threads_per_worker(jobs)),
+        PARENT_GO_ENV: "1",
         "PYTHONUNBUFFERED": "1",
     }
     workers: list[Worker] = []
     readers: list[threading.Thread] = []
+    opened: OpenSweep | None = None
     interrupted = False
-    if on_line is not None and jobs:
-        on_line(0, f"starting {jobs} worker(s) on {sweep.config.name!r}, {env[THREADS_ENV]} CPU thread(s) each")
     try:
         for index in range(1, jobs + 1):
             process = subprocess.Popen(
-                worker_command(sweep, opened.target), env=env, stdin=subprocess.DEVNULL,
+                worker_command(sweep, trials), env=env, stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
                 # Its own session: a Ctrl-C in the terminal reaches the parent only, which passes
                 # it on once (a second SIGINT could interrupt a worker while it marks its trial).
@@ -250,6 +280,18 @@ def run_workers(
             reader = threading.Thread(target=_follow, args=(worker, on_line), daemon=True)
             reader.start()
             readers.append(reader)
+        opened = open_sweep(sweep, trials, storage, tracking_uri)
+        trials_before = len(opened.study.get_trials(deepcopy=False))
+        finished, running = opened.finished_and_running()
+        missing = max(0, opened.target - finished)
+        if jobs > missing:
+            if missing:
+                opened.notes.append(f"{missing} trial(s) missing, so {missing} worker(s) ran instead of {jobs}")
+            jobs = missing
+        if on_line is not None and jobs:
+            on_line(0, f"{jobs} worker(s) on {sweep.config.name!r}, {env[THREADS_ENV]} CPU thread(s) each")
+        for worker in workers:
+            _tell(worker, go=worker.index <= jobs)
         while any(w.returncode is None for w in workers):
             if on_progress is not None:
                 counts = state_counts(opened.study)
@@ -261,10 +303,11 @@ def run_workers(
         raise
     finally:
         if not interrupted:
-            _stop(workers)  # only if something else went wrong; normally all have exited
+            _stop(workers)  # only if something else went wrong (the stores refused); normally all have exited
         for reader in readers:
             reader.join(timeout=5)
-        _close(opened, finished=not interrupted)
+        if opened is not None:
+            _close(opened, finished=not interrupted)
     counts = state_counts(opened.study)
     if on_progress is not None:
         on_progress(counts.get("COMPLETE", 0) + counts.get("PRUNED", 0), opened.target, counts)
@@ -283,7 +326,10 @@ def _follow(worker: Worker, on_line: Callable[[int, str], None] | None) -> None:
 
 
 def _stop(workers: list[Worker]) -> None:
-    """SIGINT each running worker, give them time to mark their trials, then kill what is left."""
+    """Dismiss workers still waiting for the go; SIGINT each running one, give them time to mark
+    their trials, then kill what is left."""
+    for worker in workers:
+        _tell(worker, go=False)
     alive = [w for w in workers if w.returncode is None]
     for worker in alive:
         with contextlib.suppress(ProcessLookupError):

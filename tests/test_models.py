@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from study.config import CELLS
-from study.models import ModelSpec, build_model, cudnn_eligible
+from study.models import XLA_MIN_SEQUENCE_STEPS, ModelSpec, build_model, cudnn_eligible, resolve_jit_compile
 
 DIGITS = ModelSpec(input_shape=(8, 8), kind="multiclass", num_classes=10)
 SINE = ModelSpec(input_shape=(10, 1), kind="regression")
@@ -115,6 +115,26 @@ def test_units_for_budget_matches_sizes_across_cells():
 def test_jit_compile_is_passed_to_keras():
     assert build_model(DIGITS, {"cell": "GRU", "units": 4}, jit_compile=True).jit_compile is True
     assert build_model(DIGITS, {"cell": "GRU", "units": 4}, jit_compile=False).jit_compile is False
+
+
+def test_auto_xla_is_on_for_long_gru_trials_on_cpu_only():
+    gru, lstm = {"cell": "GRU"}, {"cell": "LSTM"}
+    long, short = XLA_MIN_SEQUENCE_STEPS, XLA_MIN_SEQUENCE_STEPS - 1
+    assert resolve_jit_compile("auto", gru, long, gpu=False) is True
+    assert resolve_jit_compile("auto", gru, short, gpu=False) is False
+    assert resolve_jit_compile("auto", lstm, long, gpu=False) is False  # no faster under XLA on CPU
+    assert resolve_jit_compile("auto", lstm, short, gpu=True) == "auto"  # Keras' own: XLA on a GPU
+    assert resolve_jit_compile(False, gru, long, gpu=False) is False  # the user's choice wins
+    assert resolve_jit_compile(True, lstm, short, gpu=False) is True
+
+
+def test_xla_compiles_every_gru_variant_auto_may_pick():
+    params = {"cell": "GRU", "units": 4, "depth": 2, "bidirectional": True, "dropout": 0.2,
+              "recurrent_dropout": 0.1, "dense_units": 8, "embedding_dim": 4}
+    model = build_model(TEXT, params, jit_compile=True)
+    x, y = np.random.default_rng(0).integers(1, 50, (16, 20)), np.arange(16) % 2
+    history = model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert model.jit_compile is True and np.isfinite(history.history["loss"][0])
 
 
 @pytest.mark.parametrize("how", ["argument", "environment"])

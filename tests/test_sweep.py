@@ -10,6 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import study.data
+import study.models
 import study.trial
 from study.config import ConfigError, load_sweep
 from study.sweep import best_by, list_studies, make_sampler, run_sweep, trials_table
@@ -55,6 +56,17 @@ def test_sweep_records_every_trial_in_optuna_and_mlflow(tiny_sweep, stores):
         assert {"trial.json", "model.keras"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
         with open(client.download_artifacts(run.info.run_id, "trial.json")) as file:
             assert len(json.load(file)["history"]["val_accuracy"]) == 2
+
+
+def test_auto_xla_is_decided_per_trial_and_tagged(tiny_sweep, stores, monkeypatch):
+    # The digits trials are far below the XLA threshold; lowered, the GRU trial compiles with XLA.
+    monkeypatch.setattr(study.models, "XLA_MIN_SEQUENCE_STEPS", 1)
+    result = run_sweep(load_sweep(tiny_sweep(trials=3, epochs=1)), **stores)
+    client = MlflowClient(stores["tracking_uri"])
+    runs = client.search_runs([client.get_experiment_by_name(result.study_name).experiment_id],
+                              filter_string="tags.run_role = 'trial'")
+    xla = {run.data.tags["cell"]: run.data.tags["xla"] for run in runs}
+    assert xla == {"GRU": "True", "LSTM": "False", "SimpleRNN": "False"}
 
 
 def test_resume_adds_nothing_when_done_and_exactly_the_difference_after_a_raise(tiny_sweep, stores):

@@ -312,6 +312,45 @@ def test_sweep_jobs_on_sqlite_survives_ctrl_c_and_resumes_to_exactly_the_target(
           f"resumed with --jobs 3: {counts}")
 
 
+def _processes_running(text: str) -> list[int]:
+    """Pids whose command line mentions `text` (e.g. worker processes of one sweep file)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_sweep_jobs_dismisses_its_early_workers_when_a_store_refuses(tmp_path):
+    """The workers start while the parent opens the stores; a refusal leaves no worker behind."""
+    sweep = write_sweep(tmp_path, "refused", trials=2)
+    storage = f"sqlite:///{tmp_path}/mlruns/optuna.db"
+    done = subprocess.run([*STUDY, "sweep", str(sweep), "--jobs", "2", "--storage", storage,
+                           "--tracking-uri", f"http://127.0.0.1:{free_port()}"],
+                          cwd=tmp_path, env=study_env(), capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "error: cannot reach the MLflow tracking server" in output
+    assert "Traceback" not in output and "interrupted" not in output
+    assert _processes_running(str(sweep)) == []
+    assert not Path(storage[10:]).exists() or not trials_of("refused", storage)
+
+
+def test_sweep_jobs_starts_only_the_workers_it_needs(tmp_path):
+    storage, tracking = f"sqlite:///{tmp_path}/mlruns/optuna.db", f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    sweep = write_sweep(tmp_path, "needs-one", trials=1)
+    done = subprocess.run([*STUDY, "sweep", str(sweep), "--jobs", "3", "--storage", storage, "--tracking-uri", tracking],
+                          cwd=tmp_path, env=study_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 trial(s) missing, so 1 worker(s) ran instead of 3" in done.stdout
+    assert_exactly_done("needs-one", storage, tracking, 1)
+    assert _processes_running(str(sweep)) == []
+
+
 def _count(storage: str, name: str, state: str) -> int:
     try:
         return sum(t.state.name == state for t in trials_of(name, storage))
