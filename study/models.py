@@ -96,9 +96,10 @@ def make_optimizer(params: dict[str, Any]) -> keras.optimizers.Optimizer:
 
 
 # On CPU, XLA runs a GRU's epochs up to ~2x faster but first compiles every new model (~5 s, and
-# every trial builds one). benchmarks/xla.py measured the break-even at 1.9-2.3 million sequence
-# steps trained (GRU-64 on MNIST-1D and on Fashion-MNIST rows); SimpleRNN needed 5.6 million and
-# LSTM was no faster. Twice the GRU break-even, for a margin over run-to-run noise:
+# every trial builds one). benchmarks/xla.py measured the break-even at 1.9-2.7 million sequence
+# steps trained (GRU-64 on MNIST-1D and on Fashion-MNIST rows); SimpleRNN needed 5.6-14 million,
+# LSTM gained only on short sine windows and lost on Fashion rows. Above the GRU break-even with a
+# margin for run-to-run noise:
 XLA_MIN_SEQUENCE_STEPS = 4_000_000
 
 
