@@ -832,7 +832,9 @@ def _cached_data(config: SweepConfig):
     return load_task(config.task)
 
 
-WAIT_SECONDS = 2.0  # how often a worker with nothing to claim looks at the study again
+# How often a worker with nothing to claim looks at the study again: a cheap query, and at the end
+# of a sweep every worker but the last one to finish waits in this loop before it exits.
+WAIT_SECONDS = 0.5
 
 
 def _run_until_target(opened: OpenSweep, objective, streak: _FailureStreak, reporter) -> int:

@@ -40,7 +40,8 @@ from study.sweep import (
 THREADS_ENV = "RNN_STUDY_THREADS"  # as study.trial.THREADS_ENV; not imported: it would load TensorFlow here
 PARENT_GO_ENV = "RNN_STUDY_WAIT_FOR_PARENT"  # set for workers of `study sweep --jobs N`: wait for its "go"
 
-POLL_SECONDS = 1.0  # how often the parent counts finished trials in the storage
+POLL_SECONDS = 0.2  # how often the parent looks whether its workers have exited
+PROGRESS_SECONDS = 1.0  # how often it counts finished trials in the storage for the progress bar
 STOP_SECONDS = 120  # how long stopped workers get to mark their trials before they are killed
 
 
@@ -292,8 +293,10 @@ def run_workers(
             on_line(0, f"{jobs} worker(s) on {sweep.config.name!r}, {env[THREADS_ENV]} CPU thread(s) each")
         for worker in workers:
             _tell(worker, go=worker.index <= jobs)
+        counted = 0.0
         while any(w.returncode is None for w in workers):
-            if on_progress is not None:
+            if on_progress is not None and time.monotonic() - counted >= PROGRESS_SECONDS:
+                counted = time.monotonic()
                 counts = state_counts(opened.study)
                 on_progress(counts.get("COMPLETE", 0) + counts.get("PRUNED", 0), opened.target, counts)
             time.sleep(POLL_SECONDS)
