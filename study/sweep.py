@@ -141,7 +141,10 @@ def open_storage(url: str, create: bool = True, on_stale_trial=None) -> optuna.s
         raise StudyNotFound(f"no study storage at {path} (run `study sweep <file>` first, or pass --storage)")
     if create:
         check_writable(url, "storage")
-        prepare_local_store(url)
+        try:
+            prepare_local_store(url)
+        except OSError as err:  # e.g. a folder that cannot hold files (/proc, a broken mount)
+            raise StoreError(store_problem("storage", url, err)) from None
     interval, grace = heartbeat_seconds()
     for attempt in range(5):
         try:

@@ -184,6 +184,7 @@ class Worker:
     index: int
     process: subprocess.Popen
     tail: deque = field(default_factory=lambda: deque(maxlen=5))
+    started: bool = False  # told "go": it may be running trials
 
     @property
     def returncode(self) -> int | None:
@@ -228,6 +229,7 @@ def _tell(worker: Worker, go: bool) -> None:
     """Let a waiting worker start (or, without `go`, exit), by closing its standard input."""
     with contextlib.suppress(OSError):  # it exited already (its own error is in its output)
         if go:
+            worker.started = True
             worker.process.stdin.write("go\n")
         worker.process.stdin.close()
 
@@ -329,14 +331,19 @@ def _follow(worker: Worker, on_line: Callable[[int, str], None] | None) -> None:
 
 
 def _stop(workers: list[Worker]) -> None:
-    """Dismiss workers still waiting for the go; SIGINT each running one, give them time to mark
-    their trials, then kill what is left."""
+    """SIGINT each started worker, dismiss those still waiting for the go, give them time to mark
+    their trials or exit, then kill what is left.
+
+    A waiting worker gets no signal: it may still be starting Python, where a SIGINT would abort
+    an import with a traceback; it exits by itself once its input is closed, having written nothing.
+    """
     for worker in workers:
         _tell(worker, go=False)
     alive = [w for w in workers if w.returncode is None]
     for worker in alive:
-        with contextlib.suppress(ProcessLookupError):
-            worker.process.send_signal(signal.SIGINT)
+        if worker.started:
+            with contextlib.suppress(ProcessLookupError):
+                worker.process.send_signal(signal.SIGINT)
     deadline = time.monotonic() + STOP_SECONDS
     for worker in alive:
         while worker.returncode is None:

@@ -340,6 +340,20 @@ def test_sweep_jobs_dismisses_its_early_workers_when_a_store_refuses(tmp_path):
     assert not Path(storage[10:]).exists() or not trials_of("refused", storage)
 
 
+def test_sweep_jobs_refused_at_once_leaves_workers_that_were_still_starting_python(tmp_path):
+    """A storage refused within milliseconds: the workers are still starting up (no signal handler
+    yet) and must be dismissed without a traceback or a "Fatal Python error"."""
+    sweep = write_sweep(tmp_path, "refused-at-once", trials=2)
+    done = subprocess.run([*STUDY, "sweep", str(sweep), "--jobs", "2", "--storage", "sqlite:////proc/no-such/o.db",
+                           "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"],
+                          cwd=tmp_path, env=study_env(), capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "error: cannot use storage sqlite:////proc/no-such/o.db" in output
+    assert "Traceback" not in output and "Fatal" not in output
+    assert _processes_running(str(sweep)) == []
+
+
 def test_sweep_jobs_starts_only_the_workers_it_needs(tmp_path):
     storage, tracking = f"sqlite:///{tmp_path}/mlruns/optuna.db", f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     sweep = write_sweep(tmp_path, "needs-one", trials=1)
