@@ -61,13 +61,9 @@ config = load_sweep(sys.argv[1]).config
 data = load_task(config.task)
 params = config.fixed_params()
 keras.utils.set_random_seed(int(sys.argv[2]))
-model = keras.Sequential([
-    keras.Input(shape=data.x_train.shape[1:]),
-    getattr(keras.layers, params["cell"])(params["units"]),
-    keras.layers.Dense(10, activation="softmax"),
-])
-model.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]),
-              loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+sys.path.insert(0, "benchmarks")
+from overhead import bare_model
+model = bare_model(data, params)
 model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
           epochs=config.epochs, batch_size=config.batch_size, verbose=0)
 model.evaluate(data.x_test, data.y_test, batch_size=max(config.batch_size, 1024), verbose=0)
@@ -78,13 +74,10 @@ print(f"{time.perf_counter() - started:.2f}")
 # --------------------------------------------------------------------------- the two variants
 
 
-def bare_trial(data, params: dict, seed: int, epochs: int, batch_size: int) -> dict:
-    """Plain Keras on the same arrays: seconds, CPU seconds, fit seconds, best val accuracy, parameter count."""
+def bare_model(data, params: dict):
+    """The model as a lab notebook writes it by hand: the layers `study` builds for these params."""
     import keras
 
-    started, cpu_started = time.perf_counter(), time.process_time()
-    keras.backend.clear_session()  # as study does before each trial: a fresh graph, not a growing one
-    keras.utils.set_random_seed(seed)
     model = keras.Sequential([
         keras.Input(shape=data.x_train.shape[1:]),
         getattr(keras.layers, params["cell"])(params["units"]),
@@ -92,6 +85,17 @@ def bare_trial(data, params: dict, seed: int, epochs: int, batch_size: int) -> d
     ])
     model.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def bare_trial(data, params: dict, seed: int, epochs: int, batch_size: int) -> dict:
+    """Plain Keras on the same arrays: seconds, CPU seconds, fit seconds, best val accuracy, parameter count."""
+    import keras
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    keras.backend.clear_session()  # as study does before each trial: a fresh graph, not a growing one
+    keras.utils.set_random_seed(seed)
+    model = bare_model(data, params)
     fit_started = time.perf_counter()
     history = model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
                         epochs=epochs, batch_size=batch_size, verbose=0)

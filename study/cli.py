@@ -142,11 +142,8 @@ def sweep(
     except KeyboardInterrupt:
         raise fail(f"interrupted; finished trials are saved. Resume with: {resume}", code=130)
 
-    for note in result.notes:
-        console.print(f"note: {note}")
-    counts = ", ".join(f"{n} {state.lower()}" for state, n in result.counts.items() if n)
-    console.print(f"\nstudy {result.study_name!r}: {counts or 'no trials'} (target {result.target}); "
-                  f"this run started {result.started}")
+    console.print()
+    _print_outcome(result, f"this run started {result.started}")
     if not result.best.empty:
         title = "best trial per " + (", ".join(config.scientific) or "study")
         console.print(dataframe_table(result.best, title=title))
@@ -161,6 +158,14 @@ def sweep(
     if config.replicates and result.reached_target:
         _replicate(result.study_name, config.replicates, None, result.storage, result.tracking_uri)
     console.print(f"trials: study show {result.study_name}   runs: study ui   (MLflow: {mask_password(result.tracking_uri)})")
+
+
+def _print_outcome(result, ran: str) -> None:
+    """The sweep's notes, then one line of trial counts by state against the target."""
+    for note in result.notes:
+        console.print(f"note: {note}")
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in result.counts.items() if n)
+    console.print(f"study {result.study_name!r}: {counts or 'no trials'} (target {result.target}); {ran}")
 
 
 def _sweep_with_workers(loaded, jobs: int, trials, storage, tracking_uri):
@@ -216,11 +221,7 @@ def worker(
         raise fail(str(err))
     except KeyboardInterrupt:
         raise fail(f"interrupted; finished trials are saved. Resume with: study worker {file}", code=130)
-    for note in result.notes:
-        console.print(f"note: {note}")
-    counts = ", ".join(f"{n} {state.lower()}" for state, n in result.counts.items() if n)
-    console.print(f"study {result.study_name!r}: {counts or 'no trials'} (target {result.target}); "
-                  f"this worker ran {result.started}")
+    _print_outcome(result, f"this worker ran {result.started}")
     if result.stopped_reason:
         raise fail(result.stopped_reason, code=1)
 

@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study.sweep import TrialRecord, best_by, load_trial, resolve_storage, resolve_tracking_uri, trials_table
+from study.sweep import (
+    TrialRecord,
+    best_by,
+    load_trial,
+    long_lived_objects_frozen,
+    resolve_storage,
+    resolve_tracking_uri,
+    trials_table,
+)
 
 
 @dataclass
@@ -118,15 +126,16 @@ def replicate_best(
     best = best_by(table, dimensions, config.objective.direction)
     done = tracked_replicates(load_runs(tracking, study_name, role="replicate"))
     results = []
-    for number in best["trial"]:
-        record = load_trial(study_name, int(number), storage_url)
-        for index in range(seeds):
-            if (record.number, index) in done:
-                continue
-            if progress is not None:
-                progress(record, index)
-            seed = replicate_seed(config.seed, record.number, index)
-            results.append(retrain(record, seed, tracking, role="replicate", index=index))
+    with long_lived_objects_frozen():  # as in a sweep: no full GC walk before each model
+        for number in best["trial"]:
+            record = load_trial(study_name, int(number), storage_url)
+            for index in range(seeds):
+                if (record.number, index) in done:
+                    continue
+                if progress is not None:
+                    progress(record, index)
+                seed = replicate_seed(config.seed, record.number, index)
+                results.append(retrain(record, seed, tracking, role="replicate", index=index))
     return results
 
 

@@ -443,7 +443,7 @@ class EqualBudgetSampler(optuna.samplers.BaseSampler):
 
     def _assigned(self, study, trial: FrozenTrial) -> tuple[tuple, optuna.samplers.BaseSampler]:
         if trial._trial_id not in self._trials:
-            recorded = study._storage.get_trial_system_attrs(trial._trial_id).get(EQUAL_BUDGET_ATTR)
+            recorded = trial.system_attrs.get(EQUAL_BUDGET_ATTR)  # first seen in before_trial: read fresh
             if recorded is None:
                 recorded = self._assign(study, trial)
                 study._storage.set_trial_system_attr(trial._trial_id, EQUAL_BUDGET_ATTR, recorded)
