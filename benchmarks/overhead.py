@@ -254,7 +254,7 @@ def main() -> None:
 
 A ratio below 1 is possible: before each model the bare loop's `clear_session()` runs a full garbage
 collection over every object in the process (~0.5 s here), which `study` avoids by freezing the objects
-that live for the whole sweep (`study.sweep.long_lived_objects_frozen`).
+that live for the whole sweep (`study.trial.long_lived_objects_frozen`).
 
 Machine: {machine()}. Load average at the end: {load_average()}. Timings on
 this machine vary by up to +-40% from run to run, even alone: figures are medians of alternated pairs.

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Set up and run the test suite (the README's test command): creates .venv, installs the project
 # with its test extras, installs Debian's Fashion-MNIST files when apt is available (the test that
-# reads the real dataset skips without them), then runs pytest. Offline apart from package registries.
+# reads the real dataset skips without them), then runs pytest on every test not marked `slow`
+# (a few minutes on 2 cores). Offline apart from package registries. Arguments go to pytest:
+# `bash scripts/test.sh -m slow` runs the slow tests (real worker processes, PostgreSQL, servers),
+# `bash scripts/test.sh -m ""` everything; `.ci/run` runs this, then the slow tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
@@ -11,4 +14,4 @@ fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
-exec .venv/bin/python -m pytest -q "$@"
+exec .venv/bin/python -m pytest -q -m "not slow" "$@"

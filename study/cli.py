@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from study.config import ConfigError, load_sweep
+from study.progress import describe_params, waiting_text
 
 # TensorFlow prints CPU-feature and oneDNN notices at import; they say nothing actionable here.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -51,8 +52,8 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 class RichReporter:
     """Two progress bars (trials, and epochs of the current trial) and one line per trial."""
 
-    def __init__(self, searched: list[str], metric: str):
-        self.searched, self.metric = searched, metric
+    def __init__(self, searched: list[str], metric: str, scientific: list[str] | None = None):
+        self.searched, self.metric, self.scientific = searched, metric, scientific or searched
         self.progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
@@ -76,16 +77,16 @@ class RichReporter:
     def trial_started(self, number: int, params: dict[str, Any], epochs: int) -> None:
         self.params = params
         self.progress.reset(self.epochs_bar, total=epochs, visible=True,
-                            description=f"trial {number} ({_describe(params, self.searched)}): epochs")
+                            description=f"trial {number} ({describe_params(params, self.searched)}): epochs")
 
     def epoch_ended(self, number: int, epoch: int, logs: dict[str, float]) -> None:
         value = logs.get(self.metric)
         suffix = f" {self.metric}={value:.4f}" if value is not None and math.isfinite(value) else ""
         self.progress.update(self.epochs_bar, advance=1,
-                             description=f"trial {number} ({_describe(self.params, self.searched)}):{suffix}")
+                             description=f"trial {number} ({describe_params(self.params, self.searched)}):{suffix}")
 
     def trial_ended(self, number: int, state: str, value: float | None, reason: str | None) -> None:
-        line = f"trial {number:>3} {_describe(self.params, self.searched)}"
+        line = f"trial {number:>3} {describe_params(self.params, self.searched)}"
         if state == "FAIL":
             self.progress.console.print(f"{line} [red]FAILED[/]: {reason}", highlight=False)
         elif state == "PRUNED":
@@ -97,18 +98,11 @@ class RichReporter:
         self.progress.update(self.epochs_bar, visible=False)
 
     def waiting(self, running: int, grace_seconds: int) -> None:
-        self.progress.console.print(
-            f"waiting: the {running} missing trial(s) are running in other processes; a trial whose process died "
-            f"is failed after {grace_seconds} s without a heartbeat, and then run again", highlight=False,
-        )
+        self.progress.console.print(waiting_text(running, grace_seconds), highlight=False, markup=False)
 
-
-def _describe(params: dict[str, Any], names: list[str]) -> str:
-    parts = []
-    for name in names:
-        value = params.get(name)
-        parts.append(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}")
-    return " ".join(parts) or "fixed configuration"
+    def replicate_started(self, record, index: int) -> None:
+        self.progress.reset(self.epochs_bar, total=None, visible=True, description=(
+            f"replicate {index + 1} of trial {record.number} ({describe_params(record.params, self.scientific)})"))
 
 
 @app.command()
@@ -121,7 +115,8 @@ def sweep(
 ) -> None:
     """Run a sweep, or resume it: finished trials are kept and the study continues to its target."""
     from study.data import DataError
-    from study.sweep import mask_password, run_sweep
+    from study.stores import StudyNotFound, mask_password
+    from study.sweep import run_sweep
     from study.workers import graceful_interrupts
 
     resume = f"study sweep {file}" + (f" --jobs {jobs}" if jobs != 1 else "")
@@ -132,12 +127,12 @@ def sweep(
         config = loaded.config
         with graceful_interrupts(say=lambda text: errors.print(text, highlight=False)):
             if jobs == 1:
-                with RichReporter(list(config.searched), config.objective.metric) as reporter:
+                with RichReporter(list(config.searched), config.objective.metric, config.scientific) as reporter:
                     result = run_sweep(loaded, trials=trials, storage=storage, tracking_uri=tracking_uri, reporter=reporter)
                 failed_workers = None
             else:
                 result, failed_workers = _sweep_with_workers(loaded, jobs, trials, storage, tracking_uri)
-    except (ConfigError, DataError) as err:
+    except (ConfigError, DataError, StudyNotFound) as err:
         raise fail(str(err))
     except KeyboardInterrupt:
         raise fail(f"interrupted; finished trials are saved. Resume with: {resume}", code=130)
@@ -146,7 +141,7 @@ def sweep(
     _print_outcome(result, f"this run started {result.started}")
     if not result.best.empty:
         title = "best trial per " + (", ".join(config.scientific) or "study")
-        console.print(dataframe_table(result.best, title=title))
+        console.print(dataframe_table(best_columns(result.best), title=title))
     if failed_workers:
         codes = [code for _, code, _ in failed_workers]
         for index, code, last in failed_workers:
@@ -155,8 +150,8 @@ def sweep(
                    code=2 if all(code == 2 for code in codes) else 1)
     if result.stopped_reason:
         raise fail(result.stopped_reason, code=1)
-    if config.replicates and result.reached_target:
-        _replicate(result.study_name, config.replicates, None, result.storage, result.tracking_uri)
+    if result.replicates:
+        _print_replicates(result.replicates, result.study_name)
     console.print(f"trials: study show {result.study_name}   runs: study ui   (MLflow: {mask_password(result.tracking_uri)})")
 
 
@@ -172,6 +167,7 @@ def _sweep_with_workers(loaded, jobs: int, trials, storage, tracking_uri):
     """`study sweep --jobs N`: N `study worker` processes, one bar over the study's finished trials."""
     from rich.markup import escape
 
+    from study.progress import SilentReporter
     from study.workers import run_workers
 
     config = loaded.config
@@ -190,8 +186,14 @@ def _sweep_with_workers(loaded, jobs: int, trials, storage, tracking_uri):
         progress.update(bar, total=target, completed=finished,
                         description=f"{config.name}: trials" + (f" ({others})" if others else ""))
 
+    class ReplicateLines(SilentReporter):
+        def replicate_started(self, record, index: int) -> None:
+            show_line(0, f"replicate {index + 1} of trial {record.number} "
+                         f"({describe_params(record.params, config.scientific)})")
+
     with progress:
-        outcome = run_workers(loaded, jobs, trials, storage, tracking_uri, on_line=show_line, on_progress=show_progress)
+        outcome = run_workers(loaded, jobs, trials, storage, tracking_uri, on_line=show_line,
+                              on_progress=show_progress, reporter=ReplicateLines())
     failed = [(i, outcome.exit_codes[i - 1], (outcome.tails[i - 1] or ["(no output)"])[-1]) for i in outcome.failed]
     return outcome.sweep, failed
 
@@ -205,8 +207,10 @@ def worker(
 ) -> None:
     """Join a shared sweep as one worker (any machine): run trials until the study has its target."""
     from study.data import DataError
+    from study.progress import LineReporter
+    from study.stores import StudyNotFound
     from study.sweep import run_sweep
-    from study.workers import PARENT_GO_ENV, LineReporter, graceful_interrupts, prepare_then_wait_for_parent
+    from study.workers import PARENT_GO_ENV, graceful_interrupts, prepare_then_wait_for_parent
 
     try:
         loaded = load_sweep(file)
@@ -216,8 +220,9 @@ def worker(
         reporter = LineReporter(list(config.searched), config.objective.metric,
                                 write=lambda line: console.print(line, highlight=False, markup=False))
         with graceful_interrupts(say=lambda text: errors.print(text, highlight=False)):
-            result = run_sweep(loaded, trials=trials, storage=storage, tracking_uri=tracking_uri, reporter=reporter)
-    except (ConfigError, DataError) as err:
+            result = run_sweep(loaded, trials=trials, storage=storage, tracking_uri=tracking_uri, reporter=reporter,
+                               replicate=False)  # `study sweep` replicates, once, not every worker
+    except (ConfigError, DataError, StudyNotFound) as err:
         raise fail(str(err))
     except KeyboardInterrupt:
         raise fail(f"interrupted; finished trials are saved. Resume with: study worker {file}", code=130)
@@ -239,7 +244,7 @@ def rerun(
     """Retrain one trial from its recorded params and seed, and say how close it came."""
     from study.data import DataError
     from study.replicate import rerun_trial
-    from study.sweep import StudyNotFound
+    from study.stores import StudyNotFound
 
     try:
         with console.status(f"retraining trial {trial} of {study_name}"):
@@ -261,36 +266,31 @@ def replicate(
     tracking_uri: Optional[str] = TrackingOption,
 ) -> None:
     """Retrain the best configuration of each compared value with new seeds (mean and spread, not one lucky run)."""
-    from study.sweep import resolve_storage, resolve_tracking_uri
-
-    try:
-        _replicate(study_name, seeds, compare.split(",") if compare else None,
-                   resolve_storage(storage), resolve_tracking_uri(tracking_uri))
-    except ConfigError as err:
-        raise fail(str(err))
-
-
-def _replicate(study_name: str, seeds: int, compare: list[str] | None, storage: str, tracking_uri: str) -> None:
     from study.data import DataError
     from study.replicate import replicate_best
-    from study.sweep import StudyNotFound
+    from study.stores import StudyNotFound
 
+    dimensions = compare.split(",") if compare else None
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("replicates", total=None)
 
         def show(record, index: int) -> None:
             bar.update(task, description=f"replicate {index + 1}/{seeds} of trial {record.number} "
-                                         f"({_describe(record.params, compare or record.config.scientific)})")
+                                         f"({describe_params(record.params, dimensions or record.config.scientific)})")
 
         try:
-            results = replicate_best(study_name, seeds, compare, storage, tracking_uri, progress=show)
-        except (DataError, StudyNotFound, LookupError, ValueError) as err:
+            results = replicate_best(study_name, seeds, dimensions, storage, tracking_uri, progress=show)
+        except (ConfigError, DataError, StudyNotFound, LookupError, ValueError) as err:
             raise fail(str(err))
     if results:
-        rows = pd.DataFrame([{"trial": r.trial, "seed": r.seed, r.metric: r.value, **r.test_metrics} for r in results])
-        console.print(dataframe_table(rows, title=f"new replicates of {study_name}"))
+        _print_replicates(results, study_name)
     else:
         console.print("all requested replicates were already tracked; nothing to train")
+
+
+def _print_replicates(results: list, study_name: str) -> None:
+    rows = pd.DataFrame([{"trial": r.trial, "seed": r.seed, r.metric: r.value, **r.test_metrics} for r in results])
+    console.print(dataframe_table(rows, title=f"new replicates of {study_name}"))
 
 
 # --------------------------------------------------------------------------- list / show
@@ -299,7 +299,8 @@ def _replicate(study_name: str, seeds: int, compare: list[str] | None, storage: 
 @app.command("list")
 def list_command(storage: Optional[str] = StorageOption) -> None:
     """The studies in the storage, with trial counts by state and best value."""
-    from study.sweep import StudyNotFound, list_studies, resolve_storage
+    from study.results import list_studies
+    from study.stores import StudyNotFound, resolve_storage
 
     try:
         table = list_studies(resolve_storage(storage))
@@ -317,8 +318,9 @@ def show(
     storage: Optional[str] = StorageOption,
     csv: Optional[Path] = typer.Option(None, "--csv", help="also write every column to this CSV file"),
 ) -> None:
-    """The trials of one study as a table (the same DataFrame as study.sweep.trials_table)."""
-    from study.sweep import StudyNotFound, resolve_storage, trials_table
+    """The trials of one study as a table (the same DataFrame as study.results.trials_table)."""
+    from study.results import trials_table
+    from study.stores import StudyNotFound, resolve_storage
 
     try:
         table = trials_table(study_name, resolve_storage(storage))
@@ -345,6 +347,14 @@ def summary_columns(table: pd.DataFrame) -> pd.DataFrame:
     if table["fail_reason"].notna().any():
         columns.append("fail_reason")
     return table[[c for c in columns if c in table.columns]]
+
+
+def best_columns(best: pd.DataFrame) -> pd.DataFrame:
+    """The columns of a best-per-value table (study.scoring.best_per_value) worth reading on a terminal."""
+    keys = list(best.columns[:list(best.columns).index("trial")])
+    wanted = [*keys, "trial", *[c for c in best.columns if c.startswith(("best_val", "test_"))],
+              "param_count", "seconds_per_epoch", "trials", "failed"]
+    return best[[c for c in wanted if c in best]]
 
 
 def dataframe_table(frame: pd.DataFrame, title: str) -> Table:
@@ -388,10 +398,7 @@ def report(
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if not result.best.empty:
-        by = result.best.columns[0]
-        wanted = [by, "trial", *[c for c in result.best.columns if c.startswith(("best_val", "test_"))],
-                  "param_count", "seconds_per_epoch", "trials", "failed"]
-        console.print(dataframe_table(result.best[[c for c in wanted if c in result.best]], title=f"best per {by}"))
+        console.print(dataframe_table(best_columns(result.best), title=f"best per {result.best.columns[0]}"))
     console.print(f"wrote {len(result.files)} files to {result.out}; open {result.out / 'report.html'}"
                   + (" (also logged to the study's parent run in MLflow)" if result.parent_run_id else ""))
 
@@ -403,8 +410,8 @@ def seeds(
     tracking_uri: Optional[str] = TrackingOption,
 ) -> None:
     """The lab notebooks side by side: reported figure, reproduced here (mean ± sd), tuned best."""
-    from study.seeds import seeds_table, to_markdown
-    from study.sweep import StudyNotFound, resolve_storage, resolve_tracking_uri
+    from study.seeds import seeds_table, write_seeds
+    from study.stores import StudyNotFound, resolve_storage, resolve_tracking_uri
 
     try:
         table = seeds_table(resolve_storage(storage), resolve_tracking_uri(tracking_uri))
@@ -412,11 +419,9 @@ def seeds(
         raise fail(str(err))
     if table.empty:
         raise fail("no seed studies in the storage yet: run e.g. `study sweep sweeps/seed001_sine_lstm.yaml`")
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "seeds.csv", index=False)
-    (out / "seeds.md").write_text(to_markdown(table))
+    written = write_seeds(table, out)
     console.print(dataframe_table(table.drop(columns=["source", "tuned_study"]), title="the seeds side by side"))
-    console.print(f"wrote {out / 'seeds.csv'} and {out / 'seeds.md'}")
+    console.print("wrote " + " and ".join(map(str, written)))
 
 
 # --------------------------------------------------------------------------- ui
@@ -429,16 +434,14 @@ def ui(
     port: int = typer.Option(5000, help="port to serve on"),
 ) -> None:
     """Open the MLflow UI on this project's tracking store (bound to 127.0.0.1 by default)."""
-    from study.sweep import resolve_tracking_uri
-    from study.tracking import experiment_links, sqlite_path
+    from study.stores import mask_password, resolve_tracking_uri, sqlite_path
+    from study.tracking import experiment_links
 
     try:
         uri = resolve_tracking_uri(tracking_uri)
     except ConfigError as err:
         raise fail(str(err))
     if uri.startswith(("http://", "https://")):
-        from study.sweep import mask_password
-
         console.print(f"this project tracks to a server already: {mask_password(uri)}")
         return
     db = sqlite_path(uri)
@@ -470,6 +473,9 @@ def _raise_interrupt(signum, frame) -> None:
 
 
 def main() -> None:
+    if os.name != "posix":  # fcntl locks, POSIX signals and process groups (see README, Platform)
+        errors.print("error: rnn-study runs on POSIX systems (Linux, macOS); on Windows, use WSL", highlight=False)
+        raise SystemExit(2)
     app()
 
 

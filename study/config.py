@@ -401,6 +401,11 @@ class Pruner(StrictModel):
         return {"name": data} if isinstance(data, str) else data
 
 
+def metric_direction(metric: str) -> str:
+    """Which way a metric improves: accuracies are maximized, losses and errors minimized."""
+    return "maximize" if metric.endswith("accuracy") else "minimize"
+
+
 METRICS_BY_KIND = {
     "multiclass": ("val_accuracy", "val_loss"),
     "binary": ("val_accuracy", "val_loss"),
@@ -421,6 +426,14 @@ class Reported(StrictModel):
     search: str | None = Field(None, description="name of the study that tunes the same task (the tuned best)")
     note: str = ""
 
+
+# --------------------------------------------------------------------------- stores and environment
+
+# Settings read from the environment (flags win over them, they win over the sweep file).
+STORAGE_ENV = "RNN_STUDY_STORAGE"  # Optuna storage URL
+TRACKING_ENV = "MLFLOW_TRACKING_URI"  # MLflow tracking URI (MLflow's own variable)
+HEARTBEAT_ENV = "RNN_STUDY_HEARTBEAT_SECONDS"  # seconds between a running trial's heartbeats
+THREADS_ENV = "RNN_STUDY_THREADS"  # TensorFlow CPU threads per process
 
 STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
 TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "http", "https", "databricks")
@@ -534,7 +547,7 @@ class SweepConfig(StrictModel):
             raise ValueError(
                 f"objective.metric: {metric} is not reported by task {self.task.name}; allowed: {', '.join(allowed)}"
             )
-        natural = "maximize" if metric == "val_accuracy" else "minimize"
+        natural = metric_direction(metric)
         direction = self.objective.direction or natural
         if direction != natural:
             raise ValueError(f"objective.direction: {metric} must be {natural}d, not {direction}d")

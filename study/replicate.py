@@ -16,15 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study.sweep import (
-    TrialRecord,
-    best_by,
-    load_trial,
-    long_lived_objects_frozen,
-    resolve_storage,
-    resolve_tracking_uri,
-    trials_table,
-)
+from study.results import TrialRecord, load_trial, trials_table
+from study.scoring import best_per_value
+from study.stores import resolve_storage, resolve_tracking_uri
 
 
 @dataclass
@@ -54,7 +48,9 @@ def retrain(record: TrialRecord, seed: int, tracking_uri: str, role: str, index:
     """Train `record`'s configuration again with `seed` and track it as a nested run."""
     from study.data import load_task
     from study.tracking import SweepTracker
-    from study.trial import fixed_settings, train_and_evaluate
+    from study.trial import (
+        failure_reason, fixed_settings, record_failure, record_result, result_metrics, train_and_evaluate,
+    )
 
     config = record.config
     metric = config.objective.metric
@@ -75,16 +71,13 @@ def retrain(record: TrialRecord, seed: int, tracking_uri: str, role: str, index:
             metric=metric, direction=config.objective.direction, on_epoch=run.log_epoch,
             jit_compile=config.jit_compile,  # the same kernels as the original trial
         )
-    except BaseException as err:
-        run.finish("FAIL", metrics={}, tags={"fail_reason": f"{type(err).__name__}: {err}"[:5000]},
-                   status="KILLED" if isinstance(err, KeyboardInterrupt) else None)
+    except (Exception, KeyboardInterrupt) as err:
+        record_failure(run, err, failure_reason(err))
         raise
-    summary = {f"best_{metric}": result.value, "best_epoch": result.best_epoch, **result.test_metrics,
-               "param_count": result.param_count, "train_seconds": result.train_seconds,
-               "seconds_per_epoch": result.seconds_per_epoch}
+    summary = result_metrics(result, metric)
     if record.value is not None:
         summary[f"recorded_{metric}"] = record.value
-    run.finish("COMPLETE", metrics=summary, tags={"param_count": result.param_count, "xla": result.xla})
+    record_result(run, result, record.params, seed, summary, log_model=False)
     return RetrainResult(
         study_name=record.study_name, trial=record.number, role=role, seed=seed, metric=metric,
         recorded=record.value if role == "rerun" else None, value=result.value,
@@ -114,6 +107,7 @@ def replicate_best(
     stopped and asking again for the same number of seeds trains nothing.
     """
     from study.tracking import load_runs
+    from study.trial import long_lived_objects_frozen  # TensorFlow: only once there is something to train
 
     storage_url = resolve_storage(storage)
     tracking = resolve_tracking_uri(tracking_uri)
@@ -123,7 +117,7 @@ def replicate_best(
         raise ValueError(f"study {study_name!r} has no trials to replicate")
     config = first.config
     dimensions = compare if compare is not None else config.scientific
-    best = best_by(table, dimensions, config.objective.direction)
+    best = best_per_value(table, dimensions, direction=config.objective.direction, config=config).dropna(subset=["trial"])
     done = tracked_replicates(load_runs(tracking, study_name, role="replicate"))
     results = []
     with long_lived_objects_frozen():  # as in a sweep: no full GC walk before each model

@@ -2,12 +2,12 @@
 
 `build_report` turns a finished or partial study into `reports/<study>/`: the best trial per
 compared value, a two-way table and every trial, each as CSV, Markdown and LaTeX with the same
-rounded numbers; the figures of `study.figures` (PNG and PDF); and `report.md` and `report.html`,
-which put them together with captions, the sweep's fixed settings as caveats, and warnings where
-the data calls for them. Everything is read from MLflow through `study.tracking`, except
-hyperparameter importance, which Optuna computes from the study's storage through `study.sweep`;
+rounded numbers (`study.tables`); the figures of `study.report_figures` (PNG and PDF); and
+`report.md` and `report.html`, which put them together with captions, the sweep's fixed settings as
+caveats, and warnings where the data calls for them. Everything is read from MLflow through `study.tracking`, except
+hyperparameter importance, which Optuna computes from the study's storage through `study.results`;
 so a report can always be re-run. It is logged back to the study's parent run. `load_trials`,
-`best_table` and `two_way_table` return the same tables as DataFrames for notebooks.
+`two_way_table` and `study.scoring.best_per_value` return the same tables as DataFrames for notebooks.
 """
 
 from __future__ import annotations
@@ -26,13 +26,16 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from study import figures, stats, tracking
-from study.config import CELLS, HYPERPARAMETERS, ConfigError, SweepConfig, load_sweep, parse_config
-from study.sweep import STORAGE_ENV, StudyNotFound, mask_password, param_importances, resolve_storage, resolve_tracking_uri
+from study import figures, report_figures, stats, tracking
+from study.config import HYPERPARAMETERS, STORAGE_ENV, ConfigError, SweepConfig, load_sweep, metric_direction, parse_config
+from study.results import param_importances
+from study.scoring import best_per_value, direction_of, score_column, value_order
+from study.stores import StudyNotFound, mask_password, resolve_storage, resolve_tracking_uri
+from study.tables import formatted, markdown_table, write_table
 
 SUMMARY_METRICS = ("param_count", "seconds_per_epoch", "train_seconds", "best_epoch")
 INTEGER_METRICS = {"param_count", "best_epoch"}
-EVALUATORS = {"fANOVA": "fanova", "PED-ANOVA": "ped-anova"}  # shown name -> study.sweep's name
+EVALUATORS = {"fANOVA": "fanova", "PED-ANOVA": "ped-anova"}  # shown name -> study.results' name
 FEW_TRIALS = 5  # fewer completed trials than this per compared value: the best is a rough estimate
 EDGE = 0.05  # a best value within 5% of a range's end (log-scaled where searched on a log scale)
 TOP = 3  # the isolation plot's spread: range of the top trials (until replicate seeds exist)
@@ -151,7 +154,7 @@ def _open_study(name: str, tracking_uri: str, sweep_config: SweepConfig | None) 
     scores = [c for c in trials if c.startswith("best_") and c != "best_epoch"]
     metric = parent.get("tags.metric") or (config.objective.metric if config else None) or (
         scores[0].removeprefix("best_") if scores else "val_accuracy")
-    direction = config.objective.direction if config else _direction(metric)
+    direction = config.objective.direction if config else metric_direction(metric)
     if f"best_{metric}" not in trials:
         trials[f"best_{metric}"] = np.nan  # no trial completed yet
     return _Study(name, tracking_uri, trials, parent, config, metric, direction)
@@ -169,130 +172,20 @@ def _recorded_config(tracking_uri: str, parent: dict[str, Any]) -> SweepConfig |
             return None
 
 
-def _direction(metric: str) -> str:
-    return "maximize" if metric.endswith("accuracy") else "minimize"
-
-
 # --------------------------------------------------------------------------- tables
-
-
-def _score_column(trials: pd.DataFrame) -> str:
-    return next(c for c in trials if c.startswith("best_") and c != "best_epoch")
-
-
-def value_order(trials: pd.DataFrame, dimension: str, config: SweepConfig | None = None) -> list:
-    """Values of a dimension in reading order: the sweep file's choices, cells as CELLS, else sorted."""
-    present = list(trials[dimension].dropna().unique())
-    hp = config.hyperparameters.get(dimension) if config else None
-    listed = list(hp.choices) if hp is not None and hp.choices else list(CELLS) if dimension == "cell" else []
-    return [v for v in listed if v in present] + sorted(v for v in present if v not in listed)
-
-
-def varying_params(trials: pd.DataFrame) -> list[str]:
-    return [p for p in HYPERPARAMETERS if p in trials and trials[p].nunique(dropna=True) > 1]
-
-
-def best_table(trials: pd.DataFrame, by: str = "cell", score: str | None = None,
-               direction: str | None = None, order: list | None = None) -> pd.DataFrame:
-    """The best completed trial per value of `by`: score, test metrics at that epoch, the params that
-    vary, size, speed, and how many trials ran, completed, were pruned or failed."""
-    score = score or _score_column(trials)
-    direction = direction or _direction(score)
-    done = trials[(trials["state"] == "COMPLETE") & trials[score].notna()]
-    best = done.sort_values([score, "trial"], ascending=[direction == "minimize", True]).groupby(by).head(1)
-    states = trials.groupby(by)["state"]
-    counts = pd.DataFrame({
-        "trials": states.size(),
-        "complete": states.apply(lambda s: int((s == "COMPLETE").sum())),
-        "pruned": states.apply(lambda s: int((s == "PRUNED").sum())),
-        "failed": states.apply(lambda s: int((s == "FAIL").sum())),
-    })
-    params = [p for p in varying_params(trials) if p != by]
-    front = [by, "trial", score] + [c for c in trials if c.startswith("test_")] + ["best_epoch"]
-    table = counts.join(best.set_index(by)[front[1:] + params + ["param_count", "seconds_per_epoch"]])
-    table = table.reindex(order or value_order(trials, by)).rename_axis(by).reset_index()
-    table["trial"] = table["trial"].astype("Int64")
-    return table[front + params + ["param_count", "seconds_per_epoch", "trials", "complete", "pruned", "failed"]]
 
 
 def two_way_table(trials: pd.DataFrame, rows: str, columns: str, score: str | None = None,
                   direction: str | None = None, config: SweepConfig | None = None) -> pd.DataFrame:
     """The best score of every (rows, columns) combination; empty where no trial completed."""
-    score = score or _score_column(trials)
+    score = score or score_column(trials)
     done = trials[(trials["state"] == "COMPLETE") & trials[score].notna()]
     grouped = done.groupby([rows, columns])[score]
-    best = grouped.max() if (direction or _direction(score)) == "maximize" else grouped.min()
+    best = grouped.max() if (direction or direction_of(score)) == "maximize" else grouped.min()
     table = best.unstack(columns).reindex(index=value_order(trials, rows, config),
                                           columns=value_order(trials, columns, config))
     table.columns = [f"{columns}={value}" for value in table.columns]
     return table.rename_axis(rows).reset_index()
-
-
-def _formatted(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every cell as the text all three table formats write, so they carry the same numbers."""
-    return frame.astype(object).apply(lambda column: column.map(_cell_text))
-
-
-def _cell_text(value: Any) -> str:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return ""
-    if isinstance(value, (bool, np.bool_)):
-        return "true" if value else "false"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
-    return str(value)
-
-
-def _write_table(frame: pd.DataFrame, folder: Path, stem: str) -> list[Path]:
-    text = _formatted(frame)
-    paths = [folder / f"{stem}.{ext}" for ext in ("csv", "md", "tex")]
-    text.to_csv(paths[0], index=False)
-    paths[1].write_text(markdown_table(text) + "\n")
-    paths[2].write_text(latex_table(text))
-    return paths
-
-
-def markdown_table(text: pd.DataFrame) -> str:
-    """A pipe table of formatted cells; numbers right-aligned, text left."""
-    numeric = _numeric_columns(text)
-    text = text.map(lambda cell: cell.replace("|", "\\|"))
-    try:
-        return text.to_markdown(index=False, disable_numparse=True,
-                                colalign=["right" if n else "left" for n in numeric])
-    except ImportError:  # pandas needs `tabulate` for to_markdown; this is the same table, unpadded
-        rows = [list(text.columns), ["---:" if n else ":---" for n in numeric], *text.to_numpy().tolist()]
-        return "\n".join("| " + " | ".join(map(str, row)) + " |" for row in rows)
-
-
-def latex_table(text: pd.DataFrame) -> str:
-    """A booktabs tabular (`\\usepackage{booktabs}`); numbers right-aligned, text left."""
-    numeric = _numeric_columns(text)
-    lines = ["% requires \\usepackage{booktabs}", "\\begin{tabular}{" + "".join("r" if n else "l" for n in numeric) + "}",
-             "\\toprule", " & ".join(map(_latex_escape, text.columns)) + " \\\\", "\\midrule"]
-    lines += [" & ".join(map(_latex_escape, row)) + " \\\\" for row in text.to_numpy().tolist()]
-    return "\n".join(lines + ["\\bottomrule", "\\end{tabular}", ""])
-
-
-def _numeric_columns(text: pd.DataFrame) -> list[bool]:
-    return [bool(text[c].map(lambda s: s == "" or _is_number(s)).all()) for c in text]
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
-LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
-def _latex_escape(text: str) -> str:
-    return "".join(LATEX_SPECIAL.get(char, char) for char in str(text))
 
 
 # --------------------------------------------------------------------------- the report
@@ -388,8 +281,8 @@ class _Builder:
         secondary = dimensions[1] if len(dimensions) > 1 else next(
             (d for d in ("cell", "units") if d != primary and d in trials and trials[d].nunique() > 1), None)
         order = value_order(trials, primary, config)
-        best = best_table(trials, primary, study.score, study.direction, order)
-        self.data = figures.ReportData(
+        best = best_per_value(trials, primary, study.score, study.direction, config)
+        self.data = report_figures.ReportData(
             trials=trials, best=best,
             two_way=None if secondary is None else two_way_table(
                 trials, primary, secondary, study.score, study.direction, config),
@@ -415,16 +308,16 @@ class _Builder:
                 if path.is_file() and path.stem in stems:
                     path.unlink()
         self.say("writing tables")
-        self.files += _write_table(data.best, self.out / "tables", "best")
+        self.files += write_table(data.best, self.out / "tables", "best")
         if data.two_way is not None:
-            self.files += _write_table(data.two_way, self.out / "tables", "two_way")
-        self.files += _write_table(data.trials, self.out / "tables", "trials")
+            self.files += write_table(data.two_way, self.out / "tables", "two_way")
+        self.files += write_table(data.trials, self.out / "tables", "trials")
         if self.replicate_summary is not None:
-            self.files += _write_table(self.replicate_summary, self.out / "tables", "replicates")
-            self.files += _write_table(self.comparisons, self.out / "tables", "comparisons")
+            self.files += write_table(self.replicate_summary, self.out / "tables", "replicates")
+            self.files += write_table(self.comparisons, self.out / "tables", "comparisons")
         self.say("hyperparameter importance (fANOVA and PED-ANOVA)")
         data.importances = self._importances()
-        for message, step in figures.REPORT_FIGURES:
+        for message, step in report_figures.REPORT_FIGURES:
             self.say(f"figure: {message}")
             with figures.theme():
                 drawn = step(data)
@@ -470,7 +363,7 @@ class _Builder:
         blocks += [("p", summary), ("h2", "Warnings"),
                    ("ul", data.warnings) if data.warnings else ("p", "None: no warning applies to these data."),
                    ("h2", "Fixed settings (caveats)"), ("ul", caveats(study))]
-        blocks += [("h2", f"Best trial per {data.primary}"), ("table", _formatted(data.best)),
+        blocks += [("h2", f"Best trial per {data.primary}"), ("table", formatted(data.best)),
                    ("p", f"Score and test metrics of the best completed trial of each {data.primary} value (test "
                          "metrics at its best epoch; the test set is never used for selection), the hyperparameters "
                          "that vary, and the trial counts. " + _links("best"))]
@@ -478,7 +371,7 @@ class _Builder:
         blocks += self._replicate_blocks()
         if data.two_way is not None:
             blocks += [("h2", f"Best `{study.metric}` per {data.primary} and {data.secondary}"),
-                       ("table", _formatted(data.two_way)), ("p", _links("two_way"))]
+                       ("table", formatted(data.two_way)), ("p", _links("two_way"))]
         blocks.append(("h2", "Figures"))
         shown = next((f for f in ("png", "svg", "jpg", "jpeg", "webp") if f in self.formats), None)
         for number, (stem, title, caption) in enumerate(self.figures, 1):
@@ -502,7 +395,7 @@ class _Builder:
         lines = stats.sentences(self.comparisons, score)
         return [
             ("h2", f"Replicates: mean, spread and significance per {primary}"),
-            ("table", _formatted(self.replicate_summary)),
+            ("table", formatted(self.replicate_summary)),
             ("p", f"The best configuration of each {primary} retrained with new seeds (the search trial itself is "
                   f"left out: it was selected as the best, so its score is biased upward). Mean, standard deviation "
                   f"and a 95% t-interval of `{score}`; parameter count beside each value. " + _links("replicates")),

@@ -11,10 +11,14 @@ trials with the same cell when the reproduction names one.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
-from study.sweep import StudyNotFound, study_configs, trials_table
+from study.results import study_configs, trials_table
+from study.scoring import best_per_value
+from study.stores import StudyNotFound
+from study.tables import markdown_table
 from study.tracking import load_runs
 
 COLUMNS = ["experiment", "configuration", "source", "metric", "reported", "reproduced_mean", "reproduced_sd",
@@ -55,17 +59,15 @@ def _row(name, config, reported, trials, replicates, search) -> dict:
         row.update(reproduced_mean=series.mean(), reproduced_sd=series.std(ddof=1) if len(series) > 1 else math.nan,
                    reproduced_n=len(series), status="reproduced")
     if search is not None and not search.empty:
-        pool = search[(search["state"] == "COMPLETE")]
-        if "cell" in reported.params:
-            pool = pool[pool["cell"] == reported.params["cell"]]
-        elif "cell" in config.fixed_params():
-            pool = pool[pool["cell"] == config.fixed_params()["cell"]]
-        score = next(c for c in pool.columns if c.startswith("best_") and c != "best_epoch")
-        if not pool.empty and metric in pool:
-            ascending = not score.endswith("accuracy")
-            best = pool.sort_values(score, ascending=ascending).iloc[0]
+        pool = search
+        cell = reported.params.get("cell", config.fixed_params().get("cell"))
+        if cell is not None and "cell" in pool:
+            pool = pool[pool["cell"] == cell]
+        tuned = best_per_value(pool, []) if not pool.empty else pool
+        if not tuned.empty and pd.notna(tuned["trial"].iloc[0]) and metric in pool:
+            best = pool.set_index("trial").loc[int(tuned["trial"].iloc[0])]
             row.update(tuned_best=best[metric],
-                       tuned_configuration=f"trial {int(best['trial'])}: {best['cell']} {int(best['units'])} units, "
+                       tuned_configuration=f"trial {int(best.name)}: {best['cell']} {int(best['units'])} units, "
                                            f"depth {int(best['depth'])}, lr {best['learning_rate']:.2g}")
     return row
 
@@ -93,13 +95,23 @@ def _search_trials(name: str | None, configs: dict, storage: str) -> pd.DataFram
 
 def to_markdown(table: pd.DataFrame) -> str:
     """The seeds table as Markdown: reported | reproduced mean ± sd (n) | tuned best."""
-    lines = ["| experiment | configuration | metric | reported | reproduced here (mean ± sd, n) | tuned best | source |",
-             "|---|---|---|---|---|---|---|"]
+    rows = []
     for row in table.itertuples(index=False):
         reproduced = ("not run" if row.reproduced_n == 0 else
                       f"{row.reproduced_mean:.4f} ± {row.reproduced_sd:.4f} (n={row.reproduced_n})"
                       if row.reproduced_n > 1 else f"{row.reproduced_mean:.4f} (n=1)")
         tuned = "not run" if math.isnan(row.tuned_best) else f"{row.tuned_best:.4f} ({row.tuned_configuration})"
-        lines.append(f"| {row.experiment} | {row.configuration} | {row.metric} | {row.reported:.4f} | "
-                     f"{reproduced} | {tuned} | {row.source} |")
-    return "\n".join(lines) + "\n"
+        rows.append({"experiment": row.experiment, "configuration": row.configuration, "metric": row.metric,
+                     "reported": f"{row.reported:.4f}", "reproduced here (mean ± sd, n)": reproduced,
+                     "tuned best": tuned, "source": row.source})
+    columns = ["experiment", "configuration", "metric", "reported", "reproduced here (mean ± sd, n)", "tuned best", "source"]
+    return markdown_table(pd.DataFrame(rows, columns=columns)) + "\n"
+
+
+def write_seeds(table: pd.DataFrame, out: str | Path) -> list[Path]:
+    """The seeds table as `seeds.csv` (every column, full precision) and `seeds.md` in `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "seeds.csv", index=False)
+    (out / "seeds.md").write_text(to_markdown(table))
+    return [out / "seeds.csv", out / "seeds.md"]

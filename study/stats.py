@@ -25,9 +25,9 @@ def summarize(values: pd.DataFrame, by: list[str], score: str, confidence: float
         n = len(scores)
         mean = float(np.mean(scores)) if n else math.nan
         sd = float(np.std(scores, ddof=1)) if n > 1 else math.nan
-        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
+        low, high = t_interval(scores, confidence)
         rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))),
-                     "n": n, "mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half})
+                     "n": n, "mean": mean, "sd": sd, "ci_low": low, "ci_high": high})
     return pd.DataFrame(rows, columns=[*by, "n", "mean", "sd", "ci_low", "ci_high"])
 
 
@@ -43,16 +43,25 @@ def holm(pvalues: list[float]) -> list[float]:
     return adjusted
 
 
+def t_interval(scores: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Student's t confidence interval of the mean of `scores` (NaN for fewer than two)."""
+    if len(scores) < 2:
+        return math.nan, math.nan
+    mean, sem = float(np.mean(scores)), float(stats.sem(scores))
+    if sem == 0:  # identical scores: scipy would give NaN, the interval is the point itself
+        return mean, mean
+    low, high = stats.t.interval(confidence, len(scores) - 1, loc=mean, scale=sem)
+    return float(low), float(high)
+
+
 def welch_interval(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
     """Confidence interval of mean(a) - mean(b) with Welch-Satterthwaite degrees of freedom."""
-    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
-    se = math.sqrt(va + vb)
-    diff = float(np.mean(a) - np.mean(b))
-    if se == 0:
+    result = stats.ttest_ind(a, b, equal_var=False)
+    if np.var(a, ddof=1) == 0 and np.var(b, ddof=1) == 0:  # no spread: scipy's interval is NaN
+        diff = float(np.mean(a) - np.mean(b))
         return diff, diff
-    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * se)
-    return diff - half, diff + half
+    interval = result.confidence_interval(confidence)
+    return float(interval.low), float(interval.high)
 
 
 def pairwise(

@@ -21,7 +21,7 @@ import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+from study.stores import prepare_local_store, sqlite_path
 
 # MLflow's SQL store runs alembic migrations on first use and logs each step at INFO level.
 logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -31,19 +31,6 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 ROLE_TAG = "run_role"  # "parent" for the study run, "trial" for a trial run
 MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The file behind a `sqlite:///` URI, or None for other schemes."""
-    prefix = "sqlite:///"
-    return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
-
-
-def prepare_local_store(uri: str) -> None:
-    """Create the folder of a local SQLite store (e.g. `mlruns/`) so the database can be opened."""
-    path = sqlite_path(uri)
-    if path is not None and str(path) != ":memory:":
-        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 class SweepTracker:

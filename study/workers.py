@@ -25,19 +25,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from study.config import Sweep
-from study.sweep import (
-    STORAGE_ENV,
-    TRACKING_ENV,
-    OpenSweep,
-    SweepResult,
-    open_sweep,
-    resolve_storage,
-    resolve_tracking_uri,
-    state_counts,
-)
-
-THREADS_ENV = "RNN_STUDY_THREADS"  # as study.trial.THREADS_ENV; not imported: it would load TensorFlow here
+from study.config import STORAGE_ENV, THREADS_ENV, TRACKING_ENV, ConfigError, Sweep
+from study.progress import SilentReporter, SweepReporter
+from study.results import state_counts
+from study.stores import resolve_storage, resolve_tracking_uri
+from study.sweep import OpenSweep, SweepResult, open_sweep, replicate_if_asked
 PARENT_GO_ENV = "RNN_STUDY_WAIT_FOR_PARENT"  # set for workers of `study sweep --jobs N`: wait for its "go"
 
 POLL_SECONDS = 0.2  # how often the parent looks whether its workers have exited
@@ -56,50 +48,6 @@ def cpu_count() -> int:
 def threads_per_worker(jobs: int) -> int:
     """An equal share of the cores, so N workers do not oversubscribe the CPU."""
     return max(1, cpu_count() // jobs)
-
-
-# --------------------------------------------------------------------------- reporting
-
-
-class LineReporter:
-    """One plain line per trial (for logs, pipes and remote machines): what ran and how it ended."""
-
-    def __init__(self, searched: list[str], metric: str, write: Callable[[str], None] | None = None):
-        self.searched, self.metric = searched, metric
-        self.write = write or (lambda line: print(line, flush=True))
-        self.params: dict = {}
-        self.started_at = time.monotonic()
-
-    def _describe(self) -> str:
-        parts = []
-        for name in self.searched:
-            value = self.params.get(name)
-            parts.append(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}")
-        return " ".join(parts) or "fixed configuration"
-
-    def sweep_started(self, study_name: str, finished: int, target: int) -> None:
-        self.write(f"joined study {study_name!r}: {finished} of {target} trials finished")
-
-    def trial_started(self, number: int, params: dict, epochs: int) -> None:
-        self.params, self.started_at = params, time.monotonic()
-
-    def epoch_ended(self, number: int, epoch: int, logs: dict) -> None:
-        pass
-
-    def trial_ended(self, number: int, state: str, value: float | None, reason: str | None) -> None:
-        seconds = time.monotonic() - self.started_at
-        if state == "FAIL":
-            self.write(f"trial {number} {self._describe()} FAILED: {reason}")
-        elif state == "PRUNED":
-            self.write(f"trial {number} {self._describe()} pruned ({seconds:.0f} s)")
-        else:
-            self.write(f"trial {number} {self._describe()} -> best {self.metric} {value:.4f} ({seconds:.0f} s)")
-
-    def waiting(self, running: int, grace_seconds: int) -> None:
-        self.write(
-            f"waiting: the {running} missing trial(s) are running in other processes (a trial whose process "
-            f"died is failed after {grace_seconds} s without a heartbeat, and then run again)"
-        )
 
 
 # --------------------------------------------------------------------------- Ctrl-C and SIGTERM
@@ -242,17 +190,17 @@ def run_workers(
     tracking_uri: str | None = None,
     on_line: Callable[[int, str], None] | None = None,
     on_progress: Callable[[int, int, dict[str, int]], None] | None = None,
+    reporter: SweepReporter | None = None,
 ) -> WorkersResult:
-    """Run `sweep` with `jobs` local worker processes until it has its target of finished trials.
+    """Run `sweep` with `jobs` local worker processes until it has its target of finished trials,
+    then, if every worker succeeded, the replicates the sweep file asks for (in this process).
 
     `on_line(worker, line)` receives each line a worker prints (worker 0: this process's own),
-    `on_progress(finished, target, counts)` the study's counts about once a second. A
-    KeyboardInterrupt here is passed on to the workers as SIGINT; they mark their trials and
-    exit, then it is raised again.
+    `on_progress(finished, target, counts)` the study's counts about once a second, `reporter`
+    the replicates as they start. A KeyboardInterrupt here is passed on to the workers as SIGINT;
+    they mark their trials and exit, then it is raised again.
     """
     if jobs < 1:
-        from study.config import ConfigError
-
         raise ConfigError(f"--jobs must be at least 1 (got {jobs})")
     # The workers start at once: they import TensorFlow and load the data while this process
     # checks and opens the stores, then wait for its "go" before they touch the stores.
@@ -317,7 +265,10 @@ def run_workers(
     if on_progress is not None:
         on_progress(counts.get("COMPLETE", 0) + counts.get("PRUNED", 0), opened.target, counts)
     result = opened.result(len(opened.study.get_trials(deepcopy=False)) - trials_before, counts, None)
-    return WorkersResult(result, [w.returncode for w in workers], [list(w.tail) for w in workers])
+    outcome = WorkersResult(result, [w.returncode for w in workers], [list(w.tail) for w in workers])
+    if not outcome.failed:
+        replicate_if_asked(result, sweep.config, reporter or SilentReporter())
+    return outcome
 
 
 def _follow(worker: Worker, on_line: Callable[[int, str], None] | None) -> None:

@@ -10,13 +10,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import study.data
 from study.cli import app
-from tests.conftest import unique_name
 from tests.test_config import BAD_SWEEPS
 
 runner = CliRunner()
@@ -76,8 +73,9 @@ def test_installed_command_refuses_a_missing_file_without_a_traceback(tmp_path):
     assert "no such sweep file" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_sweep_then_list_then_show(tiny_sweep, stores, tmp_path, monkeypatch):
+def test_sweep_then_list_then_show(tiny_sweep, stores, tmp_path, monkeypatch, scripted_training):
     monkeypatch.chdir(tmp_path)
+    scripted_training()
     path = tiny_sweep(trials=2)
     name = unique_name_from(path)
     flags = ["--storage", stores["storage"], "--tracking-uri", stores["tracking_uri"]]
@@ -106,13 +104,11 @@ def unique_name_from(path: Path) -> str:
     return path.stem
 
 
-def test_failure_streak_exits_1_with_the_reason(tiny_sweep, stores, monkeypatch, tmp_path):
+def test_failure_streak_exits_1_with_the_reason(tiny_sweep, stores, monkeypatch, tmp_path, scripted_training):
+    # A real NaN loss is tested in test_sweep; here every scripted trial ends in one.
     monkeypatch.chdir(tmp_path)
     path = tiny_sweep(trials=5)
-    real = study.data.load_task.__wrapped__ if hasattr(study.data.load_task, "__wrapped__") else study.data.load_task
-    data = real(__import__("study.config", fromlist=["DigitsTask"]).DigitsTask(name="digits"))
-    poisoned = study.data.TaskData(**{**data.__dict__, "x_train": np.full_like(data.x_train, np.nan)})
-    monkeypatch.setattr(study.data, "load_task", lambda task: poisoned)
+    scripted_training(lambda params, seed, epoch: float("nan"))
 
     result = invoke("sweep", path, "--storage", stores["storage"], "--tracking-uri", stores["tracking_uri"])
     assert result.exit_code == 1
@@ -135,6 +131,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow  # the MLflow server takes 10-40 s to answer on 2 cores
 def test_ui_serves_the_tracking_store_on_loopback(tiny_sweep, stores, tmp_path):
     from study.sweep import run_sweep
     from study.config import load_sweep

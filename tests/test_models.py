@@ -128,6 +128,7 @@ def test_auto_xla_is_on_for_long_gru_trials_on_cpu_only():
     assert resolve_jit_compile(True, lstm, short, gpu=False) is True
 
 
+@pytest.mark.slow  # XLA compiles for ~20 s on 2 cores
 def test_xla_compiles_every_gru_variant_auto_may_pick():
     params = {"cell": "GRU", "units": 4, "depth": 2, "bidirectional": True, "dropout": 0.2,
               "recurrent_dropout": 0.1, "dense_units": 8, "embedding_dim": 4}
@@ -137,6 +138,7 @@ def test_xla_compiles_every_gru_variant_auto_may_pick():
     assert model.jit_compile is True and np.isfinite(history.history["loss"][0])
 
 
+@pytest.mark.slow  # a fresh Python that imports TensorFlow: ~12 s each on 2 cores
 @pytest.mark.parametrize("how", ["argument", "environment"])
 def test_thread_settings_are_applied_in_a_fresh_process(how):
     import os

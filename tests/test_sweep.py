@@ -1,4 +1,8 @@
-"""Sweeps end to end on tiny offline data: Optuna and MLflow records, resume, failures, refusals."""
+"""Sweeps end to end: Optuna and MLflow records, resume, failures, refusals, pruning, budgets.
+
+Two tests train real models on tiny offline data (the records of a real training, and a real NaN
+loss); the others test the search logic around training with `scripted_training` (conftest), so
+each of their trials takes milliseconds."""
 
 from __future__ import annotations
 
@@ -11,9 +15,12 @@ from mlflow.tracking import MlflowClient
 
 import study.data
 import study.models
-import study.trial
+import study.sweep
 from study.config import ConfigError, load_sweep
-from study.sweep import best_by, list_studies, make_sampler, run_sweep, trials_table
+from study.results import list_studies, trials_table
+from study.scoring import best_per_value
+from study.sweep import run_sweep
+from tests.conftest import scripted_accuracy
 
 
 def test_sweep_records_every_trial_in_optuna_and_mlflow(tiny_sweep, stores):
@@ -58,6 +65,7 @@ def test_sweep_records_every_trial_in_optuna_and_mlflow(tiny_sweep, stores):
             assert len(json.load(file)["history"]["val_accuracy"]) == 2
 
 
+@pytest.mark.slow  # compiles a GRU with XLA
 def test_auto_xla_is_decided_per_trial_and_tagged(tiny_sweep, stores, monkeypatch):
     # The digits trials are far below the XLA threshold; lowered, the GRU trial compiles with XLA.
     monkeypatch.setattr(study.models, "XLA_MIN_SEQUENCE_STEPS", 1)
@@ -69,7 +77,8 @@ def test_auto_xla_is_decided_per_trial_and_tagged(tiny_sweep, stores, monkeypatc
     assert xla == {"GRU": "True", "LSTM": "False", "SimpleRNN": "False"}
 
 
-def test_resume_adds_nothing_when_done_and_exactly_the_difference_after_a_raise(tiny_sweep, stores):
+def test_resume_adds_nothing_when_done_and_exactly_the_difference_after_a_raise(tiny_sweep, stores, scripted_training):
+    scripted_training()
     sweep = load_sweep(tiny_sweep(trials=2))
     assert run_sweep(sweep, **stores).started == 2
 
@@ -86,18 +95,17 @@ def test_resume_adds_nothing_when_done_and_exactly_the_difference_after_a_raise(
     assert len(runs) == 4  # one run per trial, none duplicated by the resumes
 
 
-def test_a_crashing_trial_is_recorded_and_the_sweep_goes_on(tiny_sweep, stores, monkeypatch):
-    real_build = study.trial.build_model
+def test_a_crashing_trial_is_recorded_and_the_sweep_goes_on(tiny_sweep, stores, scripted_training):
     crashes = []
 
-    def build_but_gru_crashes(spec, params, **options):
+    def gru_crashes_twice(params, seed, epoch):
         # The first two GRU trials crash; with equal budgets the GRU slot is retried until one runs.
         if params["cell"] == "GRU" and len(crashes) < 2:
             crashes.append(params)
             raise RuntimeError("simulated crash in the GRU builder")
-        return real_build(spec, params, **options)
+        return scripted_accuracy(params, seed, epoch)
 
-    monkeypatch.setattr(study.trial, "build_model", build_but_gru_crashes)
+    scripted_training(gru_crashes_twice)
     result = run_sweep(load_sweep(tiny_sweep(trials=4)), **stores)
 
     table = result.trials
@@ -117,7 +125,7 @@ def test_a_crashing_trial_is_recorded_and_the_sweep_goes_on(tiny_sweep, stores, 
 def test_nan_loss_fails_the_trial_and_a_failure_streak_stops_the_sweep(tiny_sweep, stores, monkeypatch):
     real = study.data.load_task(load_sweep(tiny_sweep()).config.task)
     poisoned = study.data.TaskData(**{**real.__dict__, "x_train": np.full_like(real.x_train, np.nan)})
-    monkeypatch.setattr(study.data, "load_task", lambda task: poisoned)
+    monkeypatch.setattr(study.sweep, "load_task", lambda task: poisoned)  # where the sweep loads it
 
     sweep = load_sweep(tiny_sweep(trials=10))
     result = run_sweep(sweep, **stores)
@@ -133,7 +141,8 @@ def test_nan_loss_fails_the_trial_and_a_failure_streak_stops_the_sweep(tiny_swee
     assert parent.info.status == "KILLED"  # the target was not reached
 
 
-def test_changed_search_space_is_refused_on_resume(tiny_sweep, write_sweep, stores):
+def test_changed_search_space_is_refused_on_resume(tiny_sweep, write_sweep, stores, scripted_training):
+    scripted_training()
     first = load_sweep(tiny_sweep(trials=1))
     run_sweep(first, **stores)
     changed = first.path.read_text().replace("value: 8", "value: 16")
@@ -142,7 +151,8 @@ def test_changed_search_space_is_refused_on_resume(tiny_sweep, write_sweep, stor
     assert len(trials_table(first.config.name, stores["storage"])) == 1  # nothing was added
 
 
-def test_grid_sweep_visits_every_point_once(write_sweep, stores):
+def test_grid_sweep_visits_every_point_once(write_sweep, stores, scripted_training):
+    scripted_training()
     path = write_sweep("""
         name: grid-points
         task: {name: digits}
@@ -159,7 +169,8 @@ def test_grid_sweep_visits_every_point_once(write_sweep, stores):
     assert pairs == {("SimpleRNN", 4), ("SimpleRNN", 8), ("GRU", 4), ("GRU", 8)}
 
 
-def test_configurations_run_first_and_exactly(write_sweep, stores):
+def test_configurations_run_first_and_exactly(write_sweep, stores, scripted_training):
+    scripted_training()
     path = write_sweep("""
         name: exact-configurations
         task: {name: digits}
@@ -178,7 +189,8 @@ def test_configurations_run_first_and_exactly(write_sweep, stores):
     assert list(zip(table["cell"], table["depth"])) == [("LSTM", 2), ("GRU", 1)]
 
 
-def test_list_studies_and_best_per_cell(tiny_sweep, stores):
+def test_list_studies_and_best_per_cell(tiny_sweep, stores, scripted_training):
+    scripted_training()
     run_sweep(load_sweep(tiny_sweep(name="list-one", trials=3)), **stores)
     run_sweep(load_sweep(tiny_sweep(name="list-two", trials=1)), **stores)
 
@@ -187,14 +199,15 @@ def test_list_studies_and_best_per_cell(tiny_sweep, stores):
     table = trials_table("list-one", stores["storage"])
     assert listed.loc["list-one", "best_value"] == pytest.approx(table["best_val_accuracy"].max())
 
-    best = best_by(table, ["cell"], "maximize")
+    best = best_per_value(table, ["cell"])
     for _, row in best.iterrows():
         same_cell = table[table["cell"] == row["cell"]]
         assert row["best_val_accuracy"] == pytest.approx(same_cell["best_val_accuracy"].max())
         assert row["trials"] == len(same_cell)
 
 
-def test_trial_seed_and_sampling_are_reproducible(tiny_sweep, stores):
+def test_trial_seed_and_sampling_are_reproducible(tiny_sweep, stores, scripted_training):
+    scripted_training()
     first = run_sweep(load_sweep(tiny_sweep(name="repro-a", trials=2)), **stores).trials
     second = run_sweep(load_sweep(tiny_sweep(name="repro-b", trials=2)), **stores).trials
     assert list(first["seed"]) == list(second["seed"])
@@ -203,9 +216,11 @@ def test_trial_seed_and_sampling_are_reproducible(tiny_sweep, stores):
     assert isinstance(optuna.load_study(study_name="repro-a", storage=stores["storage"]).user_attrs["fingerprint"], str)
 
 
-def test_pruned_trial_is_recorded_as_pruned_in_both_stores(write_sweep, stores):
-    # The first trial learns (lr 1e-2); the next two barely move (lr 1e-6), so after one epoch they
-    # fall below the median of the first and the median pruner stops them.
+def test_pruned_trial_is_recorded_as_pruned_in_both_stores(write_sweep, stores, scripted_training):
+    # The first trial learns (lr 1e-2); the next two barely move (lr 1e-6, then a drawn rate below
+    # 1e-2: the queue skips a repeated configuration), so after one epoch they fall below the median
+    # of the first and the median pruner stops them.
+    scripted_training(lambda params, seed, epoch: 0.9 if params["learning_rate"] >= 1e-2 else 0.1)
     path = write_sweep("""
         name: pruning
         task: {name: digits}
@@ -240,7 +255,8 @@ def test_pruned_trial_is_recorded_as_pruned_in_both_stores(write_sweep, stores):
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1]
 
 
-def test_equal_budget_gives_every_cell_the_same_trials_and_nuisance_draws(write_sweep, stores):
+def test_equal_budget_gives_every_cell_the_same_trials_and_nuisance_draws(write_sweep, stores, scripted_training):
+    scripted_training()
     path = write_sweep("""
         name: equal-budget
         task: {name: digits}
@@ -260,72 +276,16 @@ def test_equal_budget_gives_every_cell_the_same_trials_and_nuisance_draws(write_
     assert rates["SimpleRNN"] == rates["GRU"] == rates["LSTM"]
 
 
-def _draws_of_workers(config, storage_url: str, workers: int, rounds: int) -> dict[int, dict]:
-    """Params by trial number when `workers` processes (each its own sampler) share one study and
-    create their trials in turn, each while the others' are still running."""
-    storage = optuna.storages.RDBStorage(storage_url)
-    studies = [optuna.create_study(study_name="shared", storage=storage, sampler=make_sampler(config),
-                                   load_if_exists=True) for _ in range(workers)]
-    draws = {}
-    for _ in range(rounds):
-        trials = [s.ask() for s in studies]
-        for trial in trials:
-            draws[trial.number] = study.trial.sample_params(trial, config)
-        for s, trial in zip(studies, trials):
-            s.tell(trial, draws[trial.number]["learning_rate"])
-    return draws
-
-
-@pytest.mark.parametrize("sampler", ["random", "tpe"])
-def test_parallel_workers_never_repeat_a_draw_and_match_one_process(write_sweep, tmp_path, sampler):
-    config = load_sweep(write_sweep(f"""
-        name: parallel-draws
-        task: {{name: digits}}
-        space:
-          cell: {{choices: [GRU, LSTM]}}
-          learning_rate: {{low: 1.0e-4, high: 1.0e-1, log: true}}
-        trials: 8
-        epochs: 1
-        sampler: {sampler}
-        budget: shared
-    """)).config
-    two = _draws_of_workers(config, f"sqlite:///{tmp_path}/two.db", workers=2, rounds=4)
-    one = _draws_of_workers(config, f"sqlite:///{tmp_path}/one.db", workers=1, rounds=8)
-    # A sampler seeded once per process would give both workers the same stream (4 distinct rates).
-    assert len({d["learning_rate"] for d in two.values()}) == 8
-    # Trial k is drawn the same whichever process runs it (TPE's first 8 trials are its random start-up).
-    assert two == one
-
-
-def test_parallel_workers_keep_the_equal_budget_and_its_paired_draws(write_sweep, tmp_path):
-    config = load_sweep(write_sweep("""
-        name: parallel-equal
-        task: {name: digits}
-        space:
-          cell: {role: scientific, choices: [SimpleRNN, GRU, LSTM]}
-          learning_rate: {low: 1.0e-4, high: 1.0e-1, log: true}
-        trials: 12
-        epochs: 1
-        sampler: random
-    """)).config
-    draws = _draws_of_workers(config, f"sqlite:///{tmp_path}/o.db", workers=2, rounds=6).values()
-    rates = {cell: sorted(d["learning_rate"] for d in draws if d["cell"] == cell) for cell in ("SimpleRNN", "GRU", "LSTM")}
-    assert [len(r) for r in rates.values()] == [4, 4, 4]
-    assert rates["SimpleRNN"] == rates["GRU"] == rates["LSTM"]  # paired across cells
-    assert len(set(rates["GRU"])) == 4  # and never repeated within a cell
-
-
-def test_equal_budget_replaces_failed_trials_of_the_same_cell(write_sweep, stores, monkeypatch):
-    real_build = study.trial.build_model
+def test_equal_budget_replaces_failed_trials_of_the_same_cell(write_sweep, stores, scripted_training):
     crashed = []
 
-    def first_lstm_crashes(spec, params, **options):
+    def first_lstm_crashes(params, seed, epoch):
         if params["cell"] == "LSTM" and not crashed:
             crashed.append(params)
             raise RuntimeError("one-off crash")
-        return real_build(spec, params, **options)
+        return scripted_accuracy(params, seed, epoch)
 
-    monkeypatch.setattr(study.trial, "build_model", first_lstm_crashes)
+    scripted_training(first_lstm_crashes)
     path = write_sweep("""
         name: equal-budget-failure
         task: {name: digits}
@@ -342,7 +302,8 @@ def test_equal_budget_replaces_failed_trials_of_the_same_cell(write_sweep, store
     assert table[table["state"] == "FAIL"]["cell"].tolist() == ["LSTM"]
 
 
-def test_param_budget_sizes_every_cell_to_the_same_parameter_count(write_sweep, stores):
+def test_param_budget_sizes_every_cell_to_the_same_parameter_count(write_sweep, stores, scripted_training):
+    scripted_training()  # the real models' sizes: study.models.parameter_count, checked against Keras in test_models
     path = write_sweep("""
         name: size-matched
         task: {name: digits}

@@ -28,7 +28,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from study.sweep import HEARTBEAT_ENV
+from study.config import HEARTBEAT_ENV
 
 pytestmark = pytest.mark.slow
 
@@ -382,9 +382,16 @@ def test_kill_9_mid_trial_then_the_same_command_resumes_to_the_target(tmp_path):
                               stderr=subprocess.DEVNULL)
     wait_until(lambda: Path(storage[10:]).exists() and _count(storage, "killed", "COMPLETE") >= 1, 240,
                "a finished trial", victim, interval=0.5)
-    running = wait_until(lambda: [t for t in trials_of("killed", storage) if t.state.name == "RUNNING"], 60,
-                         "a running trial", victim)
-    time.sleep(1.5)  # mid-trial: a few epochs in
+
+    def frozen_mid_trial() -> list:
+        # SIGSTOP first, then look: a frozen process cannot finish the trial between look and kill.
+        victim.send_signal(signal.SIGSTOP)
+        running = [t for t in trials_of("killed", storage) if t.state.name == "RUNNING"]
+        if not running:
+            victim.send_signal(signal.SIGCONT)
+        return running
+
+    running = wait_until(frozen_mid_trial, 60, "a running trial", victim, interval=0.3)
     victim.kill()  # SIGKILL: no handler runs, the trial is left RUNNING
     victim.wait()
     killed = trials_of("killed", storage)

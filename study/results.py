@@ -1,0 +1,162 @@
+"""Reading studies back from Optuna storage: every trial as a DataFrame row, the list of studies,
+one trial's record (enough to retrain it), and hyperparameter importance.
+
+These are the tables behind `study list`, `study show`, the sweep's closing summary, replicates
+and the seeds table; for notebooks they are the same DataFrames:
+
+    from study.results import trials_table
+    trials_table("quick", "sqlite:///mlruns/optuna.db")
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from study.config import SweepConfig, parse_config
+from study.stores import StudyNotFound, mask_password, open_storage
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+# A failed trial without a recorded reason was failed for want of heartbeats: its process died.
+DIED = "its process stopped (killed, or its machine lost) before the trial ended"
+
+
+def _load(study_name: str, storage: str) -> optuna.Study:
+    rdb = open_storage(storage, create=False)
+    names = optuna.get_all_study_names(rdb)
+    if study_name not in names:
+        known = ", ".join(names) or "none"
+        raise StudyNotFound(f"no study named {study_name!r} in {mask_password(storage)} (studies: {known})")
+    return optuna.load_study(study_name=study_name, storage=rdb)
+
+
+@dataclass
+class TrialRecord:
+    """What the study recorded about one trial: enough to retrain it exactly."""
+
+    study_name: str
+    number: int
+    state: str
+    params: dict[str, Any]
+    seed: int
+    value: float | None
+    config: SweepConfig
+    user_attrs: dict[str, Any]
+
+
+def load_trial(study_name: str, number: int, storage: str) -> TrialRecord:
+    study = _load(study_name, storage)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in trials:
+        raise StudyNotFound(f"study {study_name!r} has no trial {number} (trials 0 to {len(trials) - 1})")
+    trial = trials[number]
+    metric = study.user_attrs.get("metric", "value")
+    return TrialRecord(
+        study_name=study_name, number=number, state=trial.state.name,
+        params=trial.user_attrs.get("params", trial.params), seed=trial.user_attrs.get("seed", 0),
+        value=trial.value if trial.value is not None else trial.user_attrs.get(f"best_{metric}"),
+        config=parse_config(json.loads(study.user_attrs["config"]), source=f"study {study_name}"),
+        user_attrs=dict(trial.user_attrs),
+    )
+
+
+def study_configs(storage: str) -> dict[str, SweepConfig]:
+    """The sweep config of every study in `storage` that rnn-study created."""
+    rdb = open_storage(storage, create=False)
+    configs = {}
+    for summary in optuna.get_all_study_summaries(rdb, include_best_trial=False):
+        if "config" in summary.user_attrs:
+            configs[summary.study_name] = parse_config(json.loads(summary.user_attrs["config"]), source=summary.study_name)
+    return configs
+
+
+def list_studies(storage: str) -> pd.DataFrame:
+    """One row per study in `storage`: task, trial counts by state, best value."""
+    rdb = open_storage(storage, create=False)
+    rows = []
+    for name in optuna.get_all_study_names(rdb):
+        study = optuna.load_study(study_name=name, storage=rdb)
+        best = _best_trial(study)
+        rows.append({
+            "study": name,
+            "task": study.user_attrs.get("task", ""),
+            "metric": study.user_attrs.get("metric", "value"),
+            **{state.lower(): n for state, n in state_counts(study).items()},
+            "best_value": best.value if best else float("nan"),
+            "best_trial": best.number if best else None,
+        })
+    columns = ["study", "task", "metric", "complete", "pruned", "fail", "running", "best_value", "best_trial"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def trials_table(study_name: str, storage: str) -> pd.DataFrame:
+    """One row per trial: state, score, test metrics, every hyperparameter, size and speed."""
+    study = _load(study_name, storage)
+    metric = study.user_attrs.get("metric", "value")
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        params = attrs.get("params", trial.params)
+        rows.append({
+            "trial": trial.number,
+            "state": trial.state.name,
+            f"best_{metric}": trial.value if trial.state == TrialState.COMPLETE else attrs.get(f"best_{metric}"),
+            **{k: v for k, v in attrs.items() if k.startswith("test_")},
+            **params,
+            "param_count": attrs.get("param_count"),
+            "seconds_per_epoch": attrs.get("seconds_per_epoch"),
+            "train_seconds": attrs.get("train_seconds"),
+            "best_epoch": attrs.get("best_epoch"),
+            "pruned_at_epoch": attrs.get("pruned_at_epoch"),
+            "seed": attrs.get("seed"),
+            "fail_reason": attrs.get("fail_reason") or (DIED if trial.state == TrialState.FAIL else None),
+            "mlflow_run_id": attrs.get("mlflow_run_id"),
+        })
+    return pd.DataFrame(rows)
+
+
+def _best_trial(study: optuna.Study) -> FrozenTrial | None:
+    try:
+        return study.best_trial
+    except ValueError:  # no completed trial yet
+        return None
+
+
+def state_counts(study: optuna.Study) -> dict[str, int]:
+    counts = {state.name: 0 for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    return counts
+
+
+IMPORTANCE_EVALUATORS = {
+    # Optuna 5's default: compares the parameter distribution of the top trials with all trials.
+    "ped-anova": lambda: optuna.importance.PedAnovaImportanceEvaluator(),
+    # Classic fANOVA on a random forest of (params -> objective); seeded for stable figures.
+    "fanova": lambda: optuna.importance.FanovaImportanceEvaluator(seed=0),
+}
+
+
+def param_importances(study_name: str, storage: str, evaluator: str = "fanova") -> dict[str, float]:
+    """Normalised importance of each searched hyperparameter over the completed trials.
+
+    Returns {} when fewer than two completed trials exist or nothing was searched; the evaluator
+    is named by the caller because PED-ANOVA and fANOVA can rank parameters very differently.
+    """
+    study = _load(study_name, storage)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    searched = {name for trial in complete for name in trial.params}
+    if len(complete) < 2 or not searched:
+        return {}
+    try:
+        found = optuna.importance.get_param_importances(study, evaluator=IMPORTANCE_EVALUATORS[evaluator]())
+        return {name: float(value) for name, value in found.items()}
+    except (RuntimeError, ValueError, ZeroDivisionError):
+        return {}  # e.g. every completed trial has the same value: importance is undefined
