@@ -13,8 +13,10 @@ The modules, in the order data flows through them (each file has one job; POSIX 
 - `scoring`: the rules all tables share (score, direction, best trial per value)
 - `tracking`: MLflow, the only module that talks to it
 - `replicate`: retraining a recorded trial (rerun) or the best of each value (replicates)
-- `stats`: means, intervals and tests over replicates
+- `stats`: means, intervals and tests over replicates and paired draws
+- `verdict`: which value leads, on which evidence, how sure; `across`: the same over tasks
 - `tables`, `figures`, `report_figures`, `report`: the lab report (files, plots, their data, the page)
+- `report_across`, `suite`: the cross-task page, and running a comparison on several tasks
 - `seeds`: the lab notebooks' figures beside their reproductions
 - `progress`, `workers`, `cli`: what users see while sweeps run, local worker processes, the `study` command
 """

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import (
     BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
 )
+from rich.markup import escape
 from rich.table import Table
 
 from study.config import ConfigError, load_sweep
@@ -165,8 +166,6 @@ def _print_outcome(result, ran: str) -> None:
 
 def _sweep_with_workers(loaded, jobs: int, trials, storage, tracking_uri):
     """`study sweep --jobs N`: N `study worker` processes, one bar over the study's finished trials."""
-    from rich.markup import escape
-
     from study.progress import SilentReporter
     from study.workers import run_workers
 
@@ -377,30 +376,105 @@ def _cell(value: Any) -> str:
 
 @app.command()
 def report(
-    target: str = typer.Argument(..., metavar="STUDY_OR_SWEEP_FILE", help="a study name, or the sweep file that made it"),
-    out: Optional[Path] = typer.Option(None, "--out", help="output folder (default reports/<study>)"),
+    targets: list[str] = typer.Argument(..., metavar="STUDY_OR_SWEEP_FILE...",
+                                        help="a study name or the sweep file that made it; several: one per task"),
+    out: Optional[Path] = typer.Option(None, "--out", help="output folder (default reports/<study>; for several studies "
+                                                           "the cross-task page, default reports/across-tasks)"),
     compare: Optional[str] = typer.Option(None, "--compare", help="dimensions to compare, e.g. cell or cell,units (default: the scientific ones)"),
     formats: str = typer.Option("png,pdf", "--formats", help="figure formats, e.g. png,pdf,svg"),
     storage: Optional[str] = StorageOption,
     tracking_uri: Optional[str] = TrackingOption,
 ) -> None:
-    """Lab-report tables, figures and report.md/html from what a sweep tracked."""
+    """Lab-report tables, figures and report.md/html from what a sweep tracked, topped by a verdict;
+    with several studies (one per task), also the cross-task page."""
     from study.report import ReportError, build_report
+    from study.report_across import build_across_report
 
+    dimensions = compare.split(",") if compare else None
     try:
         with console.status("building the report") as status:
-            result = build_report(
-                target, out=out, compare=compare.split(",") if compare else None, formats=formats,
-                storage=storage, tracking_uri=tracking_uri, progress=lambda message: status.update(message),
-            )
+            if len(targets) == 1:
+                result = build_report(targets[0], out=out, compare=dimensions, formats=formats, storage=storage,
+                                      tracking_uri=tracking_uri, progress=lambda message: status.update(message))
+            else:
+                result = build_across_report(targets, out or Path("reports/across-tasks"), compare=dimensions,
+                                             formats=formats, storage=storage, tracking_uri=tracking_uri,
+                                             progress=lambda message: status.update(message))
     except ReportError as err:
         raise fail(str(err))
+    if len(targets) == 1:
+        _print_report(result)
+        return
+    for study in result.studies:
+        console.print(f"[bold]{escape(study.study_name)}:[/] {escape(study.verdict.headline)}", highlight=False)
+    console.print(dataframe_table(result.table, title="value x task"))
+    console.print(f"[bold]verdict across tasks:[/] {escape(result.verdict)}", highlight=False)
+    console.print(f"wrote {len(result.files)} files to {result.out}; open {result.out / 'report.html'}")
+
+
+def _print_report(result) -> None:
+    if result.verdict is not None:
+        console.print(f"[bold]verdict:[/] {escape(result.verdict.headline)}", highlight=False)
+        for line in result.verdict.details:
+            console.print(f"  {line}", highlight=False, markup=False)
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if not result.best.empty:
         console.print(dataframe_table(best_columns(result.best), title=f"best per {result.best.columns[0]}"))
     console.print(f"wrote {len(result.files)} files to {result.out}; open {result.out / 'report.html'}"
                   + (" (also logged to the study's parent run in MLflow)" if result.parent_run_id else ""))
+
+
+@app.command()
+def suite(
+    file: Path = typer.Argument(..., help="suite file, e.g. sweeps/suites/offline.yaml"),
+    out: Optional[Path] = typer.Option(None, "--out", help="cross-task page folder (default reports/<suite name>)"),
+    formats: str = typer.Option("png,pdf", "--formats", help="figure formats, e.g. png,pdf,svg"),
+    storage: Optional[str] = StorageOption,
+    tracking_uri: Optional[str] = TrackingOption,
+) -> None:
+    """Run a comparison on several tasks (the suite's sweep files, with their replicates), then report across tasks."""
+    from study.data import DataError
+    from study.report import ReportError
+    from study.stores import StudyNotFound
+    from study.suite import load_suite, run_suite
+    from study.workers import graceful_interrupts
+
+    try:
+        loaded = load_suite(file)
+        live: list[RichReporter] = []  # one progress display at a time: each sweep's replaces the last
+
+        def reporter_for(sweep):
+            while live:
+                live.pop().__exit__(None, None, None)
+            live.append(RichReporter(list(sweep.config.searched), sweep.config.objective.metric,
+                                     sweep.config.scientific).__enter__())
+            return live[-1]
+
+        def say(message: str) -> None:
+            while live:
+                live.pop().__exit__(None, None, None)
+            console.print(message, highlight=False, markup=False)
+
+        with graceful_interrupts(say=lambda text: errors.print(text, highlight=False)):
+            try:
+                result = run_suite(loaded, storage, tracking_uri, reporter_for=reporter_for, formats=formats,
+                                   out=out, progress=say)
+            finally:
+                while live:
+                    live.pop().__exit__(None, None, None)
+    except (ConfigError, DataError, StudyNotFound, ReportError) as err:
+        raise fail(str(err))
+    except KeyboardInterrupt:
+        raise fail(f"interrupted; finished trials are saved. Resume with: study suite {file}", code=130)
+    if result.stopped_reason:
+        raise fail(result.stopped_reason, code=1)
+    for study in result.report.studies:
+        console.print(f"[bold]{escape(study.study_name)}:[/] {escape(study.verdict.headline)}", highlight=False)
+    console.print(dataframe_table(result.report.table, title="value x task"))
+    console.print(f"[bold]verdict across tasks:[/] {escape(result.report.verdict)}", highlight=False)
+    console.print(f"wrote {len(result.report.files)} files to {result.report.out}; open "
+                  f"{result.report.out / 'report.html'}")
 
 
 @app.command()

@@ -36,11 +36,14 @@ LABELS = {
     "units": "units per layer",
     "depth": "recurrent layers",
     "activation": "activation",
-    "dropout": "input dropout (fraction)",
-    "recurrent_dropout": "recurrent dropout (fraction)",
+    "input_dropout": "input dropout, in the cell (fraction)",
+    "recurrent_dropout": "recurrent dropout, in the cell (fraction)",
+    "output_dropout": "dropout after each recurrent layer (fraction)",
     "bidirectional": "bidirectional",
     "dense_units": "dense units (0 = none)",
-    "head_dropout": "head dropout (fraction)",
+    "dense_dropout": "dropout after the dense layer (fraction)",
+    "dropout": "input dropout, in the cell (fraction)",  # its name in studies made before issue 17
+    "head_dropout": "dropout after the recurrent stack and the dense layer (fraction)",  # likewise
     "embedding_dim": "embedding size",
     "optimizer": "optimizer",
     "learning_rate": "learning rate",
@@ -257,9 +260,10 @@ def _cell_first(value) -> tuple:
 
 
 def two_way(
-    best: pd.DataFrame, x: str, hue: str, score: str, x_order: list, hue_order: list, score_label: str,
+    table: pd.DataFrame, x: str, hue: str, x_order: list, hue_order: list, score_label: str,
 ) -> Figure:
-    """Interaction plot: the best score of every (x, hue) combination, one line per hue value.
+    """Interaction plot of a two-way table (columns x, hue, complete, mean, best): the best score of
+    every combination (filled, labelled with its value and n) and the mean (open), one line per hue.
 
     Dots on a zoomed axis rather than bars from zero: near-1 accuracies differ in the second decimal.
     """
@@ -268,17 +272,18 @@ def two_way(
     colours = palette(hue, hue_order)
     offsets = np.linspace(-0.2, 0.2, len(hue_order)) if len(hue_order) > 1 else np.zeros(1)
     for offset, value in zip(offsets, hue_order):
-        scores = best[best[hue] == value].set_index(x)[score].reindex(x_order)
+        rows = table[table[hue] == value].set_index(x).reindex(x_order)
         positions = np.arange(len(x_order)) + offset
-        ax.plot(positions, scores, "-o", color=colours[value], ms=9, lw=1.5, mec="white", mew=1.2)
-        for position, y in zip(positions, scores):
-            if pd.notna(y):
-                ax.annotate(f"{y:.4g}", (position, y), xytext=(8, 0), textcoords="offset points", va="center",
-                            fontsize=10)
+        ax.plot(positions, rows["best"], "-o", color=colours[value], ms=9, lw=1.5, mec="white", mew=1.2)
+        ax.plot(positions, rows["mean"], "o", color=colours[value], ms=7, mfc="white", mew=1.5)
+        for position, best, n in zip(positions, rows["best"], rows["complete"]):
+            if pd.notna(best):
+                ax.annotate(f"{best:.4g} (n={int(n)})", (position, best), xytext=(8, 0), textcoords="offset points",
+                            va="center", fontsize=9)
     ax.set_xticks(range(len(x_order)), x_order)
-    ax.set_xlim(-0.6, len(x_order) - 0.4)
+    ax.set_xlim(-0.6, len(x_order) - 0.2)
     ax.margins(y=0.12)
-    ax.set(xlabel=label(x), ylabel=score_label, title=f"Best trial per {x} and {hue}")
+    ax.set(xlabel=label(x), ylabel=score_label + " (zoomed axis)", title=f"Best (filled) and mean (open) per {x} and {hue}")
     fig.legend(handles=_legend_handles(colours), title=label(hue), loc="outside right upper", frameon=False)
     return fig
 
@@ -433,4 +438,45 @@ def actual_vs_predicted(actual: np.ndarray, predictions: list[tuple[str, np.ndar
     ax.set(xlabel="time step in the test window", ylabel="series value (target units)",
            title="Actual vs predicted on the test window (best-epoch model of each best trial)")
     fig.legend(loc="outside lower center", ncol=min(len(predictions) + 1, 5), frameon=False)
+    return fig
+
+
+# --------------------------------------------------------------------------- across tasks
+
+
+def interval_plot(frame: pd.DataFrame, by: str, column: str, axis_label: str) -> Figure:
+    """One row per value: its point estimate (`column`) and 95% interval (`ci_low`, `ci_high`)."""
+    values = list(frame[by])
+    fig = Figure(figsize=(8.0, 1.2 + 0.7 * len(values)), layout="constrained")
+    ax = fig.add_subplot()
+    colours = palette(by, values)
+    for position, row in enumerate(frame.itertuples(index=False)):
+        value, point = getattr(row, by), getattr(row, column)
+        ax.plot([row.ci_low, row.ci_high], [position, position], color=colours[value], lw=6, alpha=0.45,
+                solid_capstyle="butt")
+        ax.plot([point], [position], "o", color=colours[value], ms=9, mec="white", mew=1.2)
+        ax.annotate(f"{point:.3f} ({row.ci_low:.3f} to {row.ci_high:.3f})", (row.ci_high, position),
+                    xytext=(8, 0), textcoords="offset points", va="center", fontsize=9)
+    ax.set_yticks(range(len(values)), [str(v) for v in values])
+    ax.invert_yaxis()
+    ax.margins(x=0.25, y=0.3)
+    ax.set(xlabel=axis_label + " (zoomed axis)", title="Across tasks: point estimate and 95% bootstrap interval")
+    return fig
+
+
+def improvement_plot(improvement: pd.DataFrame) -> Figure:
+    """P(X > Y) per ordered pair with its 95% interval, against the line of no preference (0.5)."""
+    labels = [f"P({row.x} > {row.y})" for row in improvement.itertuples(index=False)]
+    fig = Figure(figsize=(8.0, 1.2 + 0.55 * len(labels)), layout="constrained")
+    ax = fig.add_subplot()
+    for position, row in enumerate(improvement.itertuples(index=False)):
+        colour = CELL_COLOURS.get(row.x, NEUTRAL)
+        ax.plot([row.ci_low, row.ci_high], [position, position], color=colour, lw=6, alpha=0.45, solid_capstyle="butt")
+        ax.plot([row.probability], [position], "o", color=colour, ms=8, mec="white", mew=1.2)
+    ax.axvline(0.5, color=NEUTRAL, ls=":", lw=1.2)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set(xlabel="probability of improvement (0.5 = no preference)",
+           title="Across tasks: probability that a run of X beats a run of Y")
     return fig

@@ -16,6 +16,7 @@ import html
 import math
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,9 +28,10 @@ import pandas as pd
 import yaml
 
 from study import figures, report_figures, stats, tracking
+from study import verdict as verdict_rules
 from study.config import HYPERPARAMETERS, STORAGE_ENV, ConfigError, SweepConfig, load_sweep, metric_direction, parse_config
 from study.results import param_importances
-from study.scoring import best_per_value, direction_of, score_column, value_order
+from study.scoring import best_per_value, direction_of, score_column, value_order, varying_params
 from study.stores import StudyNotFound, mask_password, resolve_storage, resolve_tracking_uri
 from study.tables import formatted, markdown_table, write_table
 
@@ -59,6 +61,12 @@ class ReportResult:
     two_way: pd.DataFrame | None = field(repr=False)
     importances: dict[str, dict[str, float]] = field(default_factory=dict)
     parent_run_id: str | None = None  # the run the report was logged to; None if it was not
+    verdict: verdict_rules.Verdict | None = None  # which value leads, on which evidence, how sure
+    paired: pd.DataFrame | None = field(default=None, repr=False)  # one row per paired draw
+    replicates: pd.DataFrame | None = field(default=None, repr=False)  # finished replicate runs, like `trials`
+    config: SweepConfig | None = field(default=None, repr=False)  # the study's resolved sweep definition
+    metric: str = ""
+    direction: str = ""
 
 
 # --------------------------------------------------------------------------- reading the store
@@ -177,15 +185,23 @@ def _recorded_config(tracking_uri: str, parent: dict[str, Any]) -> SweepConfig |
 
 def two_way_table(trials: pd.DataFrame, rows: str, columns: str, score: str | None = None,
                   direction: str | None = None, config: SweepConfig | None = None) -> pd.DataFrame:
-    """The best score of every (rows, columns) combination; empty where no trial completed."""
+    """One row per (rows, columns) combination that ran: trials, completed, and the mean and best
+    score of its completed trials. A combination's best depends on how many trials it got, so the
+    counts stand beside it: a nuisance dimension (drawn at random) gives unequal counts."""
     score = score or score_column(trials)
+    maximize = (direction or direction_of(score)) == "maximize"
     done = trials[(trials["state"] == "COMPLETE") & trials[score].notna()]
     grouped = done.groupby([rows, columns])[score]
-    best = grouped.max() if (direction or direction_of(score)) == "maximize" else grouped.min()
-    table = best.unstack(columns).reindex(index=value_order(trials, rows, config),
-                                          columns=value_order(trials, columns, config))
-    table.columns = [f"{columns}={value}" for value in table.columns]
-    return table.rename_axis(rows).reset_index()
+    table = pd.DataFrame({
+        "trials": trials.groupby([rows, columns]).size(),
+        "complete": grouped.size(),
+        "mean": grouped.mean(),
+        "best": grouped.max() if maximize else grouped.min(),
+    })
+    table["complete"] = table["complete"].fillna(0).astype(int)
+    order = pd.MultiIndex.from_product([value_order(trials, rows, config), value_order(trials, columns, config)],
+                                       names=[rows, columns])
+    return table.reindex([key for key in order if key in table.index]).rename_axis([rows, columns]).reset_index()
 
 
 # --------------------------------------------------------------------------- the report
@@ -264,7 +280,13 @@ def _importance_storage(flag: str | None, sweep_config: SweepConfig | None, pare
     return resolve_storage(chosen, sweep_config)
 
 
-TABLE_STEMS = ("best", "two_way", "trials", "replicates", "comparisons")
+VERDICT_RULE = (
+    "How the verdict is reached: the strongest evidence the study has decides (replicates, then paired draws); "
+    "a value wins only if it beats every other value on it (Holm-adjusted p < 0.05 and a 95% interval excluding "
+    "zero) and no other tested evidence puts another value first. The best single trials alone never decide: a "
+    "maximum over noisy trials has no uncertainty of its own.")
+
+TABLE_STEMS = ("best", "two_way", "trials", "replicates", "comparisons", "paired", "paired_comparisons")
 FIGURE_STEMS = ("isolation", "distribution", "two_way", "objective_vs_params", "learning_curves", "cost",
                 "importance", "confusion_matrix", "actual_vs_predicted")
 
@@ -297,41 +319,85 @@ class _Builder:
         self.replicates = replicate_trials(study.name, study.tracking_uri)
         self.data.replicates = self.replicates
         self.replicate_summary, self.comparisons = replicate_statistics(self.replicates, primary, study.score)
+        self.paired, self.paired_comparisons, self.verdict = self._verdict(primary, order, best)
+        self.data.warnings += self.verdict.warnings
         self.files: list[Path] = []
         self.figures: list[tuple[str, str, str]] = []  # (stem, title, caption) in the page's order
 
+    def _verdict(self, primary: str, order: list, best: pd.DataFrame):
+        """The paired draws (if the study has them) and the verdict on every kind of evidence."""
+        study, config = self.study, self.study.config
+        searched = list(config.searched) if config else varying_params(study.trials)
+        nuisance = [p for p in searched if p != primary and p in study.trials]
+        maximize = study.direction == "maximize"
+        draws = verdict_rules.paired_draws(study.trials, primary, study.score, nuisance, order)
+        paired = verdict_rules.paired_evidence(draws, order, maximize)
+        decided = verdict_rules.decide(
+            primary, study.score, maximize, verdict_rules.best_trial_evidence(best, primary, study.score, maximize),
+            verdict_rules.median_evidence(study.trials, primary, study.score, maximize), paired,
+            verdict_rules.replicate_evidence(self.replicate_summary, self.comparisons, primary, maximize))
+        if paired is None:
+            return None, None, decided
+        return draws, paired.comparisons, decided
+
     def build(self) -> ReportResult:
+        """Write every file into a staging folder inside `out`, then move them into place one by one
+        (tables and figures first, the pages last), so a report killed half-way never leaves a page
+        that links a missing or half-written figure."""
         data = self.data
-        for folder, stems in ((self.out / "tables", TABLE_STEMS), (self.out / "figures", FIGURE_STEMS)):
-            folder.mkdir(parents=True, exist_ok=True)
-            for path in folder.iterdir():  # an earlier report's files that this one may not rewrite
-                if path.is_file() and path.stem in stems:
-                    path.unlink()
-        self.say("writing tables")
-        self.files += write_table(data.best, self.out / "tables", "best")
-        if data.two_way is not None:
-            self.files += write_table(data.two_way, self.out / "tables", "two_way")
-        self.files += write_table(data.trials, self.out / "tables", "trials")
-        if self.replicate_summary is not None:
-            self.files += write_table(self.replicate_summary, self.out / "tables", "replicates")
-            self.files += write_table(self.comparisons, self.out / "tables", "comparisons")
-        self.say("hyperparameter importance (fANOVA and PED-ANOVA)")
-        data.importances = self._importances()
-        for message, step in report_figures.REPORT_FIGURES:
-            self.say(f"figure: {message}")
-            with figures.theme():
-                drawn = step(data)
-                if drawn is not None:
-                    self.files += figures.save(drawn.figure, self.out / "figures", drawn.stem, self.formats)
-                    self.figures.append((drawn.stem, drawn.title, drawn.caption))
-        self.say("writing report.md and report.html")
-        blocks = self._page()
-        for name, text in (("report.md", render_markdown(blocks)), ("report.html", render_html(blocks))):
-            (self.out / name).write_text(text)
-            self.files.append(self.out / name)
+        self.out.mkdir(parents=True, exist_ok=True)
+        for leftover in self.out.glob(".staging-*"):  # from a report that was killed
+            shutil.rmtree(leftover, ignore_errors=True)
+        with tempfile.TemporaryDirectory(prefix=".staging-", dir=self.out) as staging:
+            stage = Path(staging)
+            (stage / "tables").mkdir()
+            (stage / "figures").mkdir()
+            self.say("writing tables")
+            written = write_table(data.best, stage / "tables", "best")
+            if data.two_way is not None:
+                written += write_table(data.two_way, stage / "tables", "two_way")
+            written += write_table(data.trials, stage / "tables", "trials")
+            if self.paired is not None:
+                written += write_table(self.paired, stage / "tables", "paired")
+                written += write_table(self.paired_comparisons, stage / "tables", "paired_comparisons")
+            if self.replicate_summary is not None:
+                written += write_table(self.replicate_summary, stage / "tables", "replicates")
+                written += write_table(self.comparisons, stage / "tables", "comparisons")
+            self.say("hyperparameter importance (fANOVA and PED-ANOVA)")
+            data.importances = self._importances()
+            for message, step in report_figures.REPORT_FIGURES:
+                self.say(f"figure: {message}")
+                with figures.theme():
+                    drawn = step(data)
+                    if drawn is not None:
+                        written += figures.save(drawn.figure, stage / "figures", drawn.stem, self.formats)
+                        self.figures.append((drawn.stem, drawn.title, drawn.caption))
+            self.say("writing report.md and report.html")
+            blocks = self._page()
+            for name, text in (("report.md", render_markdown(blocks)), ("report.html", render_html(blocks))):
+                (stage / name).write_text(text)
+                written.append(stage / name)
+            self.files = self._publish(stage, written)
         logged = self._log()
         return ReportResult(self.study.name, self.out, self.files, data.warnings, data.trials, data.best,
-                            data.two_way, data.importances, logged)
+                            data.two_way, data.importances, logged, self.verdict, self.paired, self.replicates,
+                            self.study.config, self.study.metric, self.study.direction)
+
+    def _publish(self, stage: Path, written: list[Path]) -> list[Path]:
+        """Move the staged files into `out` (each move atomic; pages last), then remove the files of
+        an earlier report that this one did not rewrite."""
+        pages = [path for path in written if path.parent == stage]
+        placed = []
+        for path in [p for p in written if p not in pages] + pages:
+            target = self.out / path.relative_to(stage)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+            placed.append(target)
+        for folder, stems in ((self.out / "tables", TABLE_STEMS), (self.out / "figures", FIGURE_STEMS)):
+            for path in folder.iterdir():
+                if path.is_file() and path.stem in stems and path not in placed:
+                    path.unlink()
+        return placed
 
     def _importances(self) -> dict[str, dict[str, float]]:
         try:
@@ -353,25 +419,37 @@ class _Builder:
                    f"`{study.metric}` over the epochs ({study.direction}d). Trials: "
                    + ", ".join(f"{int(counts.get(s, 0))} {w}" for s, w in
                                (("COMPLETE", "complete"), ("PRUNED", "pruned"), ("FAIL", "failed"), ("RUNNING", "running")))
-                   + f". Compared: `{data.primary}`" + (f" and `{data.secondary}`" if data.secondary else "")
+                   + f". Compared: {self._compared_text()}"
                    + f". Read from MLflow `{mask_password(study.tracking_uri)}` (experiment `{study.name}`) and, for "
                    f"importance only, Optuna `{mask_password(self.storage)}`, on "
                    f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.")
         blocks: list[tuple] = [("h1", f"Study report: {study.name}")]
         if config and config.description:
             blocks.append(("p", config.description))
+        blocks += [("h2", f"Verdict: which {data.primary} is better here"), ("p", f"**{self.verdict.headline}**")]
+        if self.verdict.details:
+            blocks.append(("ul", self.verdict.details))
+        blocks.append(("p", VERDICT_RULE))
         blocks += [("p", summary), ("h2", "Warnings"),
                    ("ul", data.warnings) if data.warnings else ("p", "None: no warning applies to these data."),
-                   ("h2", "Fixed settings (caveats)"), ("ul", caveats(study))]
+                   ("h2", "Fixed settings (caveats)"), ("ul", self._caveats())]
         blocks += [("h2", f"Best trial per {data.primary}"), ("table", formatted(data.best)),
                    ("p", f"Score and test metrics of the best completed trial of each {data.primary} value (test "
                          "metrics at its best epoch; the test set is never used for selection), the hyperparameters "
                          "that vary, and the trial counts. " + _links("best"))]
         blocks.append(("p", budget_text(study, data.primary)))
+        blocks += self._paired_blocks()
         blocks += self._replicate_blocks()
         if data.two_way is not None:
-            blocks += [("h2", f"Best `{study.metric}` per {data.primary} and {data.secondary}"),
-                       ("table", formatted(data.two_way)), ("p", _links("two_way"))]
+            counts = data.two_way["complete"]
+            fair = (f"Every combination had {counts.iloc[0]} completed trials." if counts.nunique() == 1 else
+                    f"The counts are unequal ({counts.min()} to {counts.max()} completed trials per combination): "
+                    f"`{data.secondary}` was not given an equal budget, and a best of more trials is higher by "
+                    "chance alone, so compare the means and read n.")
+            blocks += [("h2", f"`{study.metric}` per {data.primary} and {data.secondary}"),
+                       ("table", formatted(data.two_way)),
+                       ("p", f"Trials, completed trials (n), and the mean and best score of the completed trials of "
+                             f"each combination. {fair} " + _links("two_way"))]
         blocks.append(("h2", "Figures"))
         shown = next((f for f in ("png", "svg", "jpg", "jpeg", "webp") if f in self.formats), None)
         for number, (stem, title, caption) in enumerate(self.figures, 1):
@@ -383,6 +461,41 @@ class _Builder:
         blocks += [("h2", "All trials"), ("p", f"{len(study.trials)} trials, one row each: the data behind every figure, "
                                                f"failed trials with their reason. {_links('trials')}")]
         return blocks
+
+    def _compared_text(self) -> str:
+        data, config = self.data, self.study.config
+        text = f"`{data.primary}`"
+        if data.secondary:
+            scientific = config is not None and data.secondary in config.scientific
+            text += (f" and `{data.secondary}`" if scientific else
+                     f", with `{data.secondary}` beside it in the two-way table (it varies as a nuisance "
+                     "hyperparameter, so its counts are not balanced)")
+        return text
+
+    def _paired_blocks(self) -> list[tuple]:
+        primary = self.data.primary
+        if self.paired is None:
+            return [("h2", "Paired draws"),
+                    ("p", f"None: no draw was trained with the same nuisance values for every {primary}. "
+                          "`budget: equal` with the random sampler (or a grid) trains each value on the very same "
+                          "draws, so they can be compared draw by draw.")]
+        wins = stats.paired_sentences(self.paired_comparisons, self.study.score, self.study.direction == "maximize")
+        return [
+            ("h2", f"Paired draws: every {primary} on the same nuisance values"),
+            ("p", f"{len(self.paired)} draws were trained with identical nuisance values for every {primary}; one "
+                  f"row per draw with its nuisance values and each {primary}'s score. " + _links("paired")),
+            ("table", formatted(self.paired)),
+            ("h3", "Draw by draw"),
+            ("ul", wins),
+            ("p", "Mean paired difference with a 95% t-interval, wins per pair, and the two-sided Wilcoxon "
+                  "signed-rank test, p-values adjusted over the pairs with Holm's method. " + _links("paired_comparisons")),
+        ]
+
+    def _caveats(self) -> list[str]:
+        """The fixed settings every comparison holds under, and what the evidence does not cover."""
+        study = self.study
+        return caveats(study, replicated=self.replicate_summary is not None,
+                       sizes=_data_sizes(study.config), importance_settings=_distinct_settings(study))
 
     def _replicate_blocks(self) -> list[tuple]:
         primary, score = self.data.primary, self.study.score
@@ -522,24 +635,60 @@ def edge_warnings(study: _Study, by: str, best: pd.DataFrame) -> list[str]:
     return warnings
 
 
-def caveats(study: _Study) -> list[str]:
-    """The sweep's fixed settings: every comparison in the report holds only under them."""
+def caveats(study: _Study, replicated: bool = False, sizes: dict[str, int] | None = None,
+            importance_settings: int | None = None) -> list[str]:
+    """The sweep's fixed settings (every comparison in the report holds only under them) and what
+    the evidence does not cover: replicates or not, pruning or not, data sizes."""
     config = study.config
     if config is None:
         return ["the parent run holds no sweep definition: epochs, batch size, data split and sampler are unknown"]
     task = ", ".join(f"{k}={v}" for k, v in config.task.model_dump(exclude={"name"}).items() if v is not None)
     fixed = ", ".join(f"{k}={v}" for k, v in config.fixed_params().items())
-    return [
-        f"Epochs: {config.epochs} per trial, no early stopping. A trial's score is its best "
-        f"`{study.metric}` over these epochs; its test metrics are measured once, with that epoch's weights.",
+    pruned = int((study.trials["state"] == "PRUNED").sum())
+    stopping = ("no early stopping: every trial trains every epoch" if config.pruner.name == "none" else
+                f"a {config.pruner.name} pruner stopped {pruned} trial(s) early; pruned trials are never a best "
+                "trial, but their budgets were cut")
+    split = ("unknown here (the task's data could not be loaded on this machine)" if not sizes else
+             f"{sizes['train']} training, {sizes['validation']} validation and {sizes['test']} test examples")
+    lines = [
+        f"Epochs: {config.epochs} per trial; {stopping}. A trial's score is its best `{study.metric}` over its "
+        "epochs; its test metrics are measured once, with that epoch's weights.",
         f"Batch size: {config.batch_size}.",
-        f"Data: task `{config.task.name}` ({task}); the test set is never used for selection.",
+        f"Data: task `{config.task.name}` ({task}); {split}; the test set is never used for selection.",
         f"Sampler: {config.sampler}, seed {config.seed}; each trial trains from a seed derived from "
         "(sweep seed, trial number).",
         f"Fixed hyperparameters: {fixed or 'none'}.",
-        "One training run per trial, no replicate seeds yet: differences smaller than the spread of the top "
-        "trials are not evidence.",
     ]
+    if replicated:
+        lines.append("Replicates: the best configuration of each value was retrained with new seeds (see "
+                     "Replicates); other differences rest on one training run per trial.")
+    else:
+        lines.append("One training run per trial and no replicate seeds yet: differences smaller than the spread of "
+                     "the top trials are not evidence.")
+    if importance_settings is not None:
+        lines.append(f"Hyperparameter importance rests on {importance_settings} distinct hyperparameter settings "
+                     "among the completed trials.")
+    return lines
+
+
+def _data_sizes(config: SweepConfig | None) -> dict[str, int] | None:
+    """Train, validation and test sizes of the study's task, or None where it cannot be loaded here."""
+    if config is None:
+        return None
+    from study.data import load_task  # cached per process; the confusion-matrix figure loads it too
+
+    try:
+        data = load_task(config.task)
+    except Exception:  # noqa: BLE001 - e.g. MNIST offline: the caveat says the sizes are unknown
+        return None
+    return {"train": len(data.x_train), "validation": len(data.x_val), "test": len(data.x_test)}
+
+
+def _distinct_settings(study: _Study) -> int | None:
+    searched = list(study.config.searched) if study.config else varying_params(study.trials)
+    done = study.trials[study.trials["state"] == "COMPLETE"]
+    columns = [p for p in searched if p in done]
+    return len(done[columns].astype(str).drop_duplicates()) if columns and not done.empty else None
 
 
 # --------------------------------------------------------------------------- report.md and report.html

@@ -93,16 +93,21 @@ def two_way_figure(data: ReportData) -> Drawn | None:
     if data.two_way is None:
         return None
     first, second = data.primary, data.secondary
-    long = data.two_way.melt(id_vars=first, var_name=second, value_name=data.score).dropna(subset=[data.score])
-    long[second] = long[second].str.removeprefix(f"{second}=")
-    long[first] = long[first].astype(str)
+    table = data.two_way.dropna(subset=["best"]).astype({first: str, second: str})
     # Cells keep their colours: when cell is one of the two dimensions, it is the hue.
     hue, x = (first, second) if first == "cell" or second != "cell" else (second, first)
     orders = {d: [str(v) for v in _reading_order(data, d)] for d in (x, hue)}
-    return Drawn("two_way", f"Best trial per {first} and {second}", (
-        f"The best score of every {first} × {second} combination (the two-way table), one line per {hue}; a "
-        "missing point is a combination without a completed trial. The axis is zoomed: read the values."),
-        two_way(long, x, hue, data.score, orders[x], orders[hue], data.score_label))
+    counts = table["complete"]
+    equal = counts.nunique() == 1
+    fairness = (f"Every combination had {counts.iloc[0]} completed trials." if equal else
+                f"The combinations had unequal numbers of completed trials ({counts.min()} to {counts.max()}: "
+                f"`{second}` was not given an equal budget), and a best of more trials is higher by chance alone: "
+                "compare the means, and read n.")
+    return Drawn("two_way", f"Best and mean per {first} and {second}", (
+        f"Every {first} × {second} combination (the two-way table): the best completed trial (filled dot, value "
+        f"beside it) and the mean of its completed trials (open dot), n = completed trials; one line per {hue}. "
+        f"{fairness} The score axis is zoomed to the data, not from zero."),
+        two_way(table, x, hue, orders[x], orders[hue], data.score_label))
 
 
 def _reading_order(data: ReportData, dimension: str) -> list:

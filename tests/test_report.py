@@ -179,10 +179,13 @@ def test_load_trials_gives_params_their_types(digits):
 
 def test_two_way_table_holds_the_best_of_each_cell_and_units(digits):
     trials = load_trials("report-digits", digits["tracking_uri"])
-    table = digits["report"].two_way.set_index("cell")
-    assert list(table.columns) == ["units=4", "units=8"]
+    table = digits["report"].two_way.set_index(["cell", "units"])
+    assert list(table.columns) == ["trials", "complete", "mean", "best"]
+    assert list(table.index) == [(c, u) for c in ("SimpleRNN", "GRU", "LSTM") for u in (4, 8)]
     for (cell, units), group in trials.groupby(["cell", "units"]):
-        assert table.loc[cell, f"units={units}"] == pytest.approx(group["best_val_accuracy"].max())
+        assert table.loc[(cell, units), "best"] == pytest.approx(group["best_val_accuracy"].max())
+        assert table.loc[(cell, units), "mean"] == pytest.approx(group["best_val_accuracy"].mean())
+        assert table.loc[(cell, units), "complete"] == len(group) == 1
 
 
 def test_every_figure_is_written_in_each_format(digits, sine):

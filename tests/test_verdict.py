@@ -1,0 +1,145 @@
+"""The verdict on simulated studies: paired statistics against scipy, interval coverage, no false
+winners when there is no difference, a winner when there is a clear one, and disagreement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+
+from study import stats, verdict
+from study.scoring import best_per_value
+
+CELLS = ["SimpleRNN", "GRU", "LSTM"]
+SCORE = "best_val_accuracy"
+
+
+def simulated_study(effects: dict[str, float], draws: int, rng: np.random.Generator, noise: float = 0.01,
+                    spread: float = 0.05) -> pd.DataFrame:
+    """An equal-budget study: `draws` nuisance draws (a learning rate each), every cell trained on
+    each. A draw's quality varies a lot (`spread`), each training adds `noise`, and each cell adds its
+    true effect."""
+    rows, number = [], 0
+    for _ in range(draws):
+        rate = float(10 ** rng.uniform(-4, -2))
+        quality = 0.9 + rng.normal(0, spread)
+        for cell, effect in effects.items():
+            rows.append({"trial": number, "state": "COMPLETE", "cell": cell, "learning_rate": rate,
+                         SCORE: quality + effect + rng.normal(0, noise)})
+            number += 1
+    return pd.DataFrame(rows)
+
+
+def simulated_draws(effects: dict[str, float], draws: int, rng: np.random.Generator, noise: float = 0.01,
+                    spread: float = 0.05) -> pd.DataFrame:
+    """The paired-draws table of such a study, made directly (for the 200-study simulations)."""
+    quality = 0.9 + rng.normal(0, spread, draws)
+    return pd.DataFrame({cell: quality + effect + rng.normal(0, noise, draws) for cell, effect in effects.items()})
+
+
+def decide_on_draws(draws: pd.DataFrame) -> verdict.Verdict:
+    """The verdict of a study whose trials are exactly these paired draws."""
+    values = list(draws.columns)
+    best = verdict.Evidence("best trial", list(draws.max().sort_values(ascending=False).index),
+                            {v: len(draws) for v in values}, draws.max().to_dict())
+    return verdict.decide("cell", SCORE, True, best, None, verdict.paired_evidence(draws, values, True), None)
+
+
+def decide(trials: pd.DataFrame, values: list[str] = CELLS) -> verdict.Verdict:
+    best = best_per_value(trials, "cell")
+    draws = verdict.paired_draws(trials, "cell", SCORE, ["learning_rate"], values)
+    return verdict.decide("cell", SCORE, True, verdict.best_trial_evidence(best, "cell", SCORE, True),
+                          verdict.median_evidence(trials, "cell", SCORE, True),
+                          verdict.paired_evidence(draws, values, True), None)
+
+
+def test_paired_statistics_equal_scipys():
+    rng = np.random.default_rng(3)
+    draws = pd.DataFrame({"A": rng.normal(0.9, 0.03, 9)})
+    draws["B"] = draws["A"] - 0.01 + rng.normal(0, 0.01, 9)
+    draws["C"] = draws["A"] + rng.normal(0, 0.01, 9)
+    table = stats.paired_pairwise(draws, ["A", "B", "C"]).set_index(["a", "b"])
+    raw = []
+    for a, b in (("A", "B"), ("A", "C"), ("B", "C")):
+        row = table.loc[(a, b)]
+        interval = scipy_stats.ttest_rel(draws[a], draws[b]).confidence_interval(0.95)
+        assert row["difference"] == pytest.approx((draws[a] - draws[b]).mean())
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx((interval.low, interval.high))
+        assert row["p"] == pytest.approx(scipy_stats.wilcoxon(draws[a], draws[b]).pvalue)
+        assert row["wins_a"] + row["wins_b"] + row["ties"] == row["n"] == 9
+        raw.append(row["p"])
+    assert list(table["p_holm"]) == pytest.approx(stats.holm(raw))
+
+
+def test_only_draws_with_the_same_nuisance_values_are_paired():
+    trials = simulated_study({"GRU": 0.0, "LSTM": 0.0}, draws=4, rng=np.random.default_rng(0))
+    trials.loc[trials.index[2], "state"] = "FAIL"  # draw 2 of GRU failed: that draw has no pair
+    trials.loc[trials.index[5], "learning_rate"] = 0.5  # draw 3 of LSTM saw another rate: no pair
+    draws = verdict.paired_draws(trials, "cell", SCORE, ["learning_rate"], ["GRU", "LSTM"])
+    assert list(draws["draw"]) == [1, 2] and list(draws.columns) == ["draw", "learning_rate", "GRU", "LSTM"]
+    assert draws["learning_rate"].tolist() == trials["learning_rate"].iloc[[0, 6]].tolist()
+
+
+def test_the_paired_interval_covers_the_true_difference_in_at_least_90_percent_of_studies():
+    rng = np.random.default_rng(2026)
+    truth, covered = 0.01, 0
+    for _ in range(200):
+        row = stats.paired_pairwise(simulated_draws({"GRU": truth, "LSTM": 0.0}, 8, rng), ["GRU", "LSTM"]).iloc[0]
+        covered += row["ci_low"] <= truth <= row["ci_high"]
+    assert covered >= 180, covered
+
+
+def test_with_no_true_difference_the_verdict_says_no_clear_winner_in_at_least_90_percent():
+    rng = np.random.default_rng(7)
+    verdicts = [decide_on_draws(simulated_draws({cell: 0.0 for cell in CELLS}, 8, rng)) for _ in range(200)]
+    no_winner = sum(v.winner is None for v in verdicts)
+    assert no_winner >= 180, no_winner
+    assert all(v.headline.startswith("No clear winner") for v in verdicts if v.winner is None)
+
+
+def test_a_clear_true_difference_is_found():
+    rng = np.random.default_rng(11)
+    verdicts = [decide_on_draws(simulated_draws({"SimpleRNN": 0.0, "GRU": 0.03, "LSTM": 0.0}, 8, rng))
+                for _ in range(50)]
+    assert decide(simulated_study({"SimpleRNN": 0.0, "GRU": 0.03, "LSTM": 0.0}, 8, rng)).winner == "GRU"
+    assert sum(v.winner == "GRU" for v in verdicts) >= 45
+    assert not any(v.winner not in (None, "GRU") for v in verdicts)
+
+
+def test_a_best_trial_that_the_paired_draws_contradict_is_not_crowned():
+    # The quick study's pattern: GRU has the single best trial, SimpleRNN wins most paired draws.
+    scores = {"SimpleRNN": [0.970, 0.972, 0.968, 0.975, 0.971, 0.969, 0.973, 0.970],
+              "GRU": [0.990, 0.960, 0.955, 0.962, 0.958, 0.980, 0.950, 0.961],
+              "LSTM": [0.940, 0.941, 0.939, 0.945, 0.938, 0.944, 0.936, 0.942]}
+    rows = [{"trial": 3 * k + i, "state": "COMPLETE", "cell": cell, "learning_rate": 0.001 * (k + 1), SCORE: s[k]}
+            for k in range(8) for i, (cell, s) in enumerate(scores.items())]
+    result = decide(pd.DataFrame(rows))
+    assert result.winner != "GRU"
+    assert any("best single trials put GRU first" in w and "paired draws put SimpleRNN first" in w
+               for w in result.warnings)
+    assert result.basis == "paired draws"
+    assert any(line.startswith("SimpleRNN vs GRU: SimpleRNN better by") for line in result.details)
+
+
+def test_only_best_trials_give_no_winner_and_say_what_would():
+    trials = pd.DataFrame([{"trial": i, "state": "COMPLETE", "cell": c, "learning_rate": 0.001 * (i + 1), SCORE: s}
+                           for i, (c, s) in enumerate([("GRU", 0.99), ("LSTM", 0.95), ("SimpleRNN", 0.9)])])
+    result = decide(trials)
+    assert result.winner is None and result.basis == "best trial"
+    assert "study replicate" in result.headline and "GRU (0.9900, n=1)" in result.headline
+
+
+def test_replicates_are_the_strongest_evidence_and_disagreement_between_kinds_means_no_winner():
+    rng = np.random.default_rng(5)
+    trials = simulated_study({"GRU": 0.03, "LSTM": 0.0}, 8, rng)  # the paired draws favour GRU
+    replicates = pd.DataFrame([{"cell": c, SCORE: v} for c, m in (("GRU", 0.90), ("LSTM", 0.95))
+                               for v in m + rng.normal(0, 0.002, 4)])  # the replicates favour LSTM
+    summary = stats.summarize(replicates, ["cell"], SCORE)
+    evidence = verdict.replicate_evidence(summary, stats.pairwise(replicates, "cell", SCORE), "cell", True)
+    draws = verdict.paired_draws(trials, "cell", SCORE, ["learning_rate"], ["GRU", "LSTM"])
+    best = best_per_value(trials, "cell")
+    result = verdict.decide("cell", SCORE, True, verdict.best_trial_evidence(best, "cell", SCORE, True), None,
+                            verdict.paired_evidence(draws, ["GRU", "LSTM"], True), evidence)
+    assert result.basis == "replicates" and result.winner is None
+    assert "put LSTM first" in result.headline and "put GRU first" in result.headline
