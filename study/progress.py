@@ -44,6 +44,29 @@ class SilentReporter:
         pass
 
 
+class GuardedReporter:
+    """A reporter whose failures never reach the sweep: the first error (a closed stdout, as in
+    `study sweep ... | head -n 1`) silences it for the rest of the sweep, which goes on recording.
+    A Ctrl-C is not an error and passes through."""
+
+    def __init__(self, reporter: SweepReporter):
+        self.reporter = reporter
+        self.error: Exception | None = None
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        method = getattr(self.reporter, name)
+
+        def guarded(*args: Any, **kwargs: Any) -> None:
+            if self.error is not None:
+                return
+            try:
+                method(*args, **kwargs)
+            except Exception as err:  # noqa: BLE001 - whatever broke the output, the stores are not affected
+                self.error = err
+
+        return guarded
+
+
 def describe_params(params: dict[str, Any], names: list[str]) -> str:
     """`cell=GRU learning_rate=0.00312`: the named hyperparameters of one trial, floats to 3 digits."""
     parts = []

@@ -31,7 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from study.config import ConfigError, Sweep, SweepConfig
 from study.data import load_task
-from study.progress import SilentReporter, SweepReporter
+from study.progress import GuardedReporter, SilentReporter, SweepReporter
 from study.results import FINISHED, _best_trial, state_counts, trials_table
 from study.samplers import make_pruner, make_sampler
 from study.scoring import best_per_value
@@ -147,6 +147,10 @@ class _FailureStreak:
             study.stop()
 
 
+STOPPED_BETWEEN_STORES = ("its process stopped after MLflow recorded the trial but before Optuna did; "
+                          "Optuna failed the trial, which is run again")
+
+
 @dataclass
 class OpenSweep:
     """A sweep opened by this process: its study (created or resumed), its MLflow runs and target."""
@@ -184,7 +188,13 @@ class OpenSweep:
     def close_orphaned_runs(self, always: bool = False) -> int:
         if not (always or self.stale):
             return 0
+        failed = set(self.stale)
         self.stale.clear()
+        if failed:
+            aligned = self.tracker.fail_finished_trial_runs(failed, STOPPED_BETWEEN_STORES)
+            if aligned:
+                self.notes.append(f"marked FAIL {aligned} MLflow run(s) whose process stopped after MLflow "
+                                  "recorded the trial but before Optuna did (the trial is run again)")
 
         def live() -> set[int]:
             # Read after MLflow was searched: a trial started meanwhile is still seen as live.
@@ -306,7 +316,7 @@ def run_sweep(
     # Every refusal (stores, data) comes before TensorFlow is imported: it answers in a second.
     opened = open_sweep(sweep, trials, storage, tracking_uri)
     config = opened.config
-    reporter = reporter or SilentReporter()
+    reporter = GuardedReporter(reporter or SilentReporter())  # a failed print never fails a trial
     streak = _FailureStreak(config.max_consecutive_failures)
     interrupted = False
     started = 0
@@ -329,7 +339,7 @@ def run_sweep(
         interrupted = True
         raise
     finally:
-        opened.close_orphaned_runs()
+        opened.close_orphaned_runs(always=True)  # also a run this process could not close itself
         counts = opened.close(finished=not interrupted)
     result = opened.result(started, counts, streak.stopped_reason)
     if replicate:
@@ -382,8 +392,15 @@ def _run_until_target(opened: OpenSweep, objective, streak: _FailureStreak, repo
                     return objective(trial)
 
                 started += 1
-                # No gc_after_trial: Keras' clear_session() collects before the next model anyway.
-                study.optimize(claimed, n_trials=1, catch=(Exception,), callbacks=[streak])
+                try:
+                    # No gc_after_trial: Keras' clear_session() collects before the next model anyway.
+                    study.optimize(claimed, n_trials=1, catch=(Exception,), callbacks=[streak])
+                except Exception:
+                    # "Cannot tell a FAIL trial": another process failed it while this one was stopped.
+                    if objective.outcome is None or not objective.outcome.taken_over:
+                        raise
+                finally:
+                    _report_trial(opened, objective.outcome, reporter)
                 continue
         finally:
             lock.release()
@@ -392,3 +409,19 @@ def _run_until_target(opened: OpenSweep, objective, streak: _FailureStreak, repo
             reporter.waiting(running, heartbeat_seconds()[1])
         time.sleep(WAIT_SECONDS)
     return started
+
+
+def _report_trial(opened: OpenSweep, outcome, reporter: SweepReporter) -> None:
+    """Say how a trial ended, once both stores have it: its state is Optuna's, as `study show` gives it."""
+    if outcome is None:
+        return
+    if outcome.taken_over:
+        opened.notes.append(f"trial {outcome.number}: {outcome.reason}")
+    try:
+        state = opened.storage.get_trial(outcome.trial_id).state.name
+    except Exception:  # noqa: BLE001 - the storage is gone: say what this process recorded
+        state = outcome.state
+    if state == "RUNNING":
+        return
+    reporter.trial_ended(outcome.number, state, outcome.value if state != "FAIL" else None,
+                         (outcome.reason or "failed in Optuna") if state == "FAIL" else None)

@@ -141,11 +141,37 @@ class SweepTracker:
         closed = 0
         for run in runs:
             if int(run.data.tags.get("trial_number", -1)) not in live:
-                self.client.set_tag(run.info.run_id, "state", "FAIL")
-                self.client.set_tag(run.info.run_id, "fail_reason", "the process running this trial died")
-                self.client.set_terminated(run.info.run_id, "KILLED")
+                close_run(self.client, run.info.run_id, "the process running this trial died")
                 closed += 1
         return closed
+
+
+    def fail_finished_trial_runs(self, numbers: set[int], reason: str) -> int:
+        """Mark FAIL (status KILLED) the finished runs of trials that Optuna failed; return how many.
+
+        A process that died after MLflow recorded its trial but before Optuna did leaves a FINISHED
+        run for a trial that Optuna then fails for want of heartbeats. Optuna decides what counts
+        (the trial is run again), so the run says FAIL too, and reports agree with `study show`.
+        """
+        aligned = 0
+        for number in sorted(numbers):
+            runs = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=(
+                    f"tags.{ROLE_TAG} = 'trial' and tags.`mlflow.parentRunId` = '{self.parent_run_id}'"
+                    f" and tags.trial_number = '{number}' and attributes.status = 'FINISHED'"
+                ),
+            )
+            for run in runs:
+                close_run(self.client, run.info.run_id, reason)
+                aligned += 1
+        return aligned
+
+
+def close_run(client: MlflowClient, run_id: str, reason: str, status: str = "KILLED") -> None:
+    """End a run as a failed trial (state tag FAIL) with `reason`, whatever it said before."""
+    client.log_batch(run_id, tags=[RunTag("state", "FAIL"), RunTag("fail_reason", reason[:5000])])
+    client.set_terminated(run_id, status)
 
 
 class TrialRun:

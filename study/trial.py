@@ -237,8 +237,43 @@ def train_and_evaluate(
 # --------------------------------------------------------------------------- the Optuna objective
 
 
+# Why a trial failed when another process failed it first: this process was stopped (SIGSTOP, a
+# suspended machine) for longer than the heartbeat grace period and found its trial taken when it woke.
+TAKEN_OVER = ("this process was stopped longer than the heartbeat grace period; its trial was failed by another "
+              "process meanwhile (and is run again)")
+
+
+@dataclass
+class TrialOutcome:
+    """How the last trial an `Objective` ran ended, for reporting once Optuna has been told."""
+
+    number: int
+    trial_id: int
+    state: str  # COMPLETE, PRUNED or FAIL as this process recorded it in MLflow
+    value: float | None
+    reason: str | None
+    taken_over: bool = False  # another process had failed the trial already (see TAKEN_OVER)
+
+
+class TrialTakenOver(Exception):
+    """The Optuna trial this process runs is no longer RUNNING: another process failed it."""
+
+
+def _still_claimed(trial: optuna.Trial) -> bool:
+    """Whether the trial is still RUNNING in Optuna (no other process failed it for want of heartbeats)."""
+    return trial.study._storage.get_trial(trial._trial_id).state == optuna.trial.TrialState.RUNNING
+
+
 class Objective:
-    """What Optuna calls once per trial; records the trial in Optuna and MLflow."""
+    """What Optuna calls once per trial; records the trial in Optuna and MLflow.
+
+    The order of the writes makes every crash point recoverable: the trial's figures go to Optuna
+    as user attributes, then its MLflow run is closed (the last write before Optuna's own `tell`,
+    which `study.optimize` does when this returns). A process that dies in between leaves the
+    trial RUNNING in Optuna; its heartbeat runs out, it is failed, and its MLflow run is marked
+    FAIL too (`SweepTracker.close_orphaned_trial_runs`). Nothing is printed here: the sweep reports
+    a trial once Optuna has it (`outcome`), so a failed print never fails a recorded trial.
+    """
 
     def __init__(
         self,
@@ -251,10 +286,12 @@ class Objective:
         self.config, self.data, self.tracker = config, data, tracker
         self.run_tags = run_tags
         self.reporter = reporter or SilentReporter()
+        self.outcome: TrialOutcome | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
         config = self.config
         metric = config.objective.metric
+        self.outcome = None
         params = sample_params(trial, config)
         if config.param_budget is not None:
             # Size-matched: an LSTM gets fewer units than a SimpleRNN for the same parameter count.
@@ -285,19 +322,26 @@ class Objective:
                 seed=seed, metric=metric, direction=config.objective.direction,
                 on_epoch=on_epoch, should_prune=should_prune, jit_compile=config.jit_compile,
             )
+            summary = result_metrics(result, metric)
+            for key, value in summary.items():
+                trial.set_user_attr(key, value)
+            if not _still_claimed(trial):
+                raise TrialTakenOver(TAKEN_OVER)
+            state = record_result(run, result, params, seed, summary, log_model=config.log_models)
         except (Exception, KeyboardInterrupt) as err:  # fails this trial only; Ctrl-C then stops the sweep
-            reason = failure_reason(err)
-            trial.set_user_attr("fail_reason", reason)
+            taken_over = isinstance(err, TrialTakenOver)
+            with contextlib.suppress(Exception):
+                taken_over = taken_over or not _still_claimed(trial)
+            reason = TAKEN_OVER if taken_over else failure_reason(err)
+            if not taken_over:  # a finished trial's attributes cannot change any more
+                with contextlib.suppress(Exception):
+                    trial.set_user_attr("fail_reason", reason)
             if run is not None:  # None when the tracking store itself failed
-                record_failure(run, err, reason)
-            self.reporter.trial_ended(trial.number, "FAIL", None, reason)
+                with contextlib.suppress(Exception):  # else left RUNNING: closed once Optuna has failed the trial
+                    record_failure(run, err, reason)
+            self.outcome = TrialOutcome(trial.number, trial._trial_id, "FAIL", None, reason, taken_over)
             raise
-
-        summary = result_metrics(result, metric)
-        for key, value in summary.items():
-            trial.set_user_attr(key, value)
-        state = record_result(run, result, params, seed, summary, log_model=config.log_models)
-        self.reporter.trial_ended(trial.number, state, result.value, None)
+        self.outcome = TrialOutcome(trial.number, trial._trial_id, state, result.value, None)
         if result.pruned_at is not None:
             raise optuna.TrialPruned(f"pruned at epoch {result.pruned_at}")
         return result.value

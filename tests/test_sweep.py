@@ -15,12 +15,15 @@ from mlflow.tracking import MlflowClient
 
 import study.data
 import study.models
+import study.progress
+import study.stores
 import study.sweep
+import study.tracking
 from study.config import ConfigError, load_sweep
 from study.results import list_studies, trials_table
 from study.scoring import best_per_value
 from study.sweep import run_sweep
-from tests.conftest import scripted_accuracy
+from tests.conftest import scripted_accuracy, unique_name
 
 
 def test_sweep_records_every_trial_in_optuna_and_mlflow(tiny_sweep, stores):
@@ -317,3 +320,92 @@ def test_param_budget_sizes_every_cell_to_the_same_parameter_count(write_sweep, 
     table = run_sweep(load_sweep(path), **stores).trials.set_index("cell")
     assert (abs(table["param_count"] - 3000) / 3000 < 0.1).all()
     assert table.loc["SimpleRNN", "units"] > table.loc["GRU", "units"] > table.loc["LSTM", "units"]
+
+
+# --------------------------------------------------------------------------- one truth across both stores
+
+
+def stores_disagree(name: str, stores: dict[str, str]) -> list[str]:
+    """Every way Optuna and MLflow tell a different story about the trials of study `name`."""
+    client = MlflowClient(stores["tracking_uri"])
+    experiment = client.get_experiment_by_name(name)
+    runs = client.search_runs([experiment.experiment_id], filter_string="tags.run_role = 'trial'")
+    by_number: dict[int, list] = {}
+    for run in runs:
+        by_number.setdefault(int(run.data.tags["trial_number"]), []).append(run)
+    problems = []
+    status = {"COMPLETE": {"FINISHED"}, "PRUNED": {"FINISHED"}, "FAIL": {"FAILED", "KILLED"}, "RUNNING": {"RUNNING"}}
+    for trial in optuna.load_study(study_name=name, storage=stores["storage"]).trials:
+        found = by_number.pop(trial.number, [])
+        if len(found) != 1:
+            problems.append(f"trial {trial.number}: {len(found)} runs")
+            continue
+        run = found[0]
+        if run.data.tags.get("state") != trial.state.name or run.info.status not in status[trial.state.name]:
+            problems.append(f"trial {trial.number}: Optuna {trial.state.name}, MLflow "
+                            f"{run.data.tags.get('state')}/{run.info.status}")
+    problems += [f"run of trial {n} without an Optuna trial" for n in by_number]
+    return problems
+
+
+def test_a_reporter_that_fails_never_fails_a_finished_trial(tiny_sweep, stores, scripted_training):
+    # `study sweep ... | head -n 1`: printing raises BrokenPipeError once MLflow has the trial.
+    scripted_training()
+
+    class BrokenPipe(study.progress.SilentReporter):
+        def trial_ended(self, *args):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    result = run_sweep(load_sweep(tiny_sweep(trials=2)), reporter=BrokenPipe(), **stores)
+    assert result.counts["COMPLETE"] == 2 and result.counts["FAIL"] == 0
+    assert stores_disagree(result.study_name, stores) == []
+
+
+def test_a_failure_while_recording_a_finished_trial_fails_it_in_both_stores_with_its_reason(
+        write_sweep, stores, scripted_training, monkeypatch, request):
+    scripted_training()
+    name = unique_name(request)
+    sweep = write_sweep(f"""
+        name: {name}
+        task: {{name: digits}}
+        space: {{units: {{value: 8}}}}
+        trials: 1
+        epochs: 1
+        sampler: random
+        max_consecutive_failures: 1
+    """)
+
+    def disk_full(self, model):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(study.tracking.TrialRun, "log_model", disk_full)
+    result = run_sweep(load_sweep(sweep), **stores)
+    [reason] = result.trials["fail_reason"]
+    assert "No space left on device" in reason
+    assert stores_disagree(name, stores) == []
+
+
+def test_a_process_woken_after_its_trial_was_failed_by_others_goes_on(tiny_sweep, stores, scripted_training):
+    # SIGSTOP (a suspended laptop) past the grace period: meanwhile another worker failed the trial
+    # and closed its run. When the process wakes it must not crash with "Cannot tell a FAIL trial".
+    name = tiny_sweep(trials=2)
+    stolen = []
+
+    def failed_by_others_during_epoch_1(params, seed, epoch):
+        if not stolen:
+            storage = study.stores.open_storage(stores["storage"])
+            [trial] = optuna.load_study(study_name=name.stem, storage=storage).get_trials(
+                states=(optuna.trial.TrialState.RUNNING,))
+            storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            client = MlflowClient(stores["tracking_uri"])
+            client.set_tag(trial.user_attrs["mlflow_run_id"], "state", "FAIL")
+            client.set_terminated(trial.user_attrs["mlflow_run_id"], "KILLED")
+            stolen.append(trial.number)
+        return scripted_accuracy(params, seed, epoch)
+
+    scripted_training(failed_by_others_during_epoch_1)
+    result = run_sweep(load_sweep(name), **stores)
+    assert result.counts["COMPLETE"] == 2 and result.counts["FAIL"] == 1
+    assert stores_disagree(name.stem, stores) == []
+    assert any("failed by another process" in note for note in result.notes)
+
