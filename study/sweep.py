@@ -259,6 +259,7 @@ def open_sweep(
     rdb = open_storage(storage_url, on_stale_trial=lambda study, trial: stale.append(trial.number))
     versions = package_versions()
     with StudyLock(rdb, storage_url, config.name):
+        _refuse_lost_history(config.name, rdb, storage_url, tracking)
         try:
             study = _open_study(config, rdb, storage_url)
         except sqlalchemy.exc.SQLAlchemyError as err:
@@ -295,6 +296,37 @@ def open_sweep(
     opened.fail_stale_trials()
     opened.close_orphaned_runs(always=True)
     return opened
+
+
+def _refuse_lost_history(name: str, storage: optuna.storages.RDBStorage, storage_url: str, tracking: str) -> None:
+    """Refuse a study whose Optuna store lost trials that MLflow still has (a 0-byte or replaced
+    optuna.db): going on would start the study again under its old MLflow runs, trial-0000 twice.
+
+    MLflow is read first: a trial run exists only once its Optuna trial does, so a trial that
+    another worker starts meanwhile is never taken for a lost one.
+    """
+    from study.tracking import tracked_trial_numbers
+
+    try:
+        tracked = tracked_trial_numbers(tracking, name)
+    except Exception as err:  # noqa: BLE001 - MLflow raises many kinds; all mean "cannot track"
+        raise StoreError(store_problem("tracking URI", tracking, err)) from None
+    if not tracked:
+        return
+    try:
+        known = {t.number for t in optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)} \
+            if name in optuna.get_all_study_names(storage) else set()
+    except sqlalchemy.exc.SQLAlchemyError as err:
+        raise StoreError(store_problem("storage", storage_url, err)) from None
+    lost = sorted(tracked - known)
+    if lost:
+        shown = ", ".join(map(str, lost[:10])) + (f" and {len(lost) - 10} more" if len(lost) > 10 else "")
+        raise StoreError(
+            f"study {name!r}: the Optuna storage {mask_password(storage_url)} has no record of trial(s) {shown} "
+            f"that MLflow ({mask_password(tracking)}) holds: the Optuna store was emptied or replaced. Restore it "
+            f"or pass the --storage that holds it, or give the sweep a new `name`; `study doctor {name}` "
+            "compares the two stores"
+        )
 
 
 def run_sweep(

@@ -246,6 +246,16 @@ def experiment_id(tracking_uri: str, study_name: str) -> str | None:
     return None if experiment is None else experiment.experiment_id
 
 
+def tracked_trial_numbers(tracking_uri: str, study_name: str) -> set[int]:
+    """The trial numbers that have a trial run of `study_name` in MLflow (read only; none if no experiment)."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(study_name)
+    if experiment is None:
+        return set()
+    runs = _all_runs(client, experiment.experiment_id, f"tags.{ROLE_TAG} = 'trial' and tags.study = '{study_name}'")
+    return {int(run.data.tags["trial_number"]) for run in runs if run.data.tags.get("trial_number", "").isdigit()}
+
+
 def load_runs(tracking_uri: str, study_name: str, role: str = "trial") -> pd.DataFrame:
     """Every run of a study with `run_role` = role: one row each, columns run_id, status,
     start_time, end_time, `params.<name>`, `metrics.<name>` (last value) and `tags.<name>`."""

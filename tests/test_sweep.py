@@ -7,6 +7,7 @@ each of their trials takes milliseconds."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -409,3 +410,19 @@ def test_a_process_woken_after_its_trial_was_failed_by_others_goes_on(tiny_sweep
     assert stores_disagree(name.stem, stores) == []
     assert any("failed by another process" in note for note in result.notes)
 
+
+def test_an_optuna_store_that_lost_its_history_is_refused_while_mlflow_has_the_runs(tiny_sweep, stores, scripted_training):
+    # A 0-byte optuna.db must not start the study again under the old MLflow parent run.
+    scripted_training()
+    sweep = load_sweep(tiny_sweep(trials=2))
+    run_sweep(sweep, **stores)
+    # A fresh 0-byte file stands for the emptied one (this process still holds the old one open).
+    emptied = Path(stores["storage"][len("sqlite:///"):]).with_name("emptied.db")
+    emptied.touch()
+
+    with pytest.raises(ConfigError, match=r"(?s)no record of trial\(s\) 0, 1 .*study doctor"):
+        run_sweep(sweep, storage=f"sqlite:///{emptied}", tracking_uri=stores["tracking_uri"])
+    client = MlflowClient(stores["tracking_uri"])
+    runs = client.search_runs([client.get_experiment_by_name(sweep.config.name).experiment_id],
+                              filter_string="tags.run_role = 'trial'")
+    assert len(runs) == 2  # no second trial-0000
