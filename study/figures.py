@@ -283,7 +283,8 @@ def two_way(
     ax.set_xticks(range(len(x_order)), x_order)
     ax.set_xlim(-0.6, len(x_order) - 0.2)
     ax.margins(y=0.12)
-    ax.set(xlabel=label(x), ylabel=score_label + " (zoomed axis)", title=f"Best (filled) and mean (open) per {x} and {hue}")
+    ax.set(xlabel=label(x), ylabel=score_label,
+           title=f"Best (filled) and mean (open) per {x} and {hue}; the axis is zoomed, not from zero")
     fig.legend(handles=_legend_handles(colours), title=label(hue), loc="outside right upper", frameon=False)
     return fig
 

@@ -495,7 +495,7 @@ class _Builder:
         """The fixed settings every comparison holds under, and what the evidence does not cover."""
         study = self.study
         return caveats(study, replicated=self.replicate_summary is not None,
-                       sizes=_data_sizes(study.config), importance_settings=_distinct_settings(study))
+                       sizes=_data_sizes(study.config), importance_draws=_distinct_draws(study, self.data.primary))
 
     def _replicate_blocks(self) -> list[tuple]:
         primary, score = self.data.primary, self.study.score
@@ -636,7 +636,7 @@ def edge_warnings(study: _Study, by: str, best: pd.DataFrame) -> list[str]:
 
 
 def caveats(study: _Study, replicated: bool = False, sizes: dict[str, int] | None = None,
-            importance_settings: int | None = None) -> list[str]:
+            importance_draws: tuple[int, int] | None = None) -> list[str]:
     """The sweep's fixed settings (every comparison in the report holds only under them) and what
     the evidence does not cover: replicates or not, pruning or not, data sizes."""
     config = study.config
@@ -665,9 +665,11 @@ def caveats(study: _Study, replicated: bool = False, sizes: dict[str, int] | Non
     else:
         lines.append("One training run per trial and no replicate seeds yet: differences smaller than the spread of "
                      "the top trials are not evidence.")
-    if importance_settings is not None:
-        lines.append(f"Hyperparameter importance rests on {importance_settings} distinct hyperparameter settings "
-                     "among the completed trials.")
+    if importance_draws is not None:
+        trials, draws = importance_draws
+        lines.append(f"Hyperparameter importance rests on {trials} completed trials with {draws} distinct nuisance "
+                      "draws (values of the hyperparameters other than the compared one)" + (
+                          ": with so few draws, read its ranking as rough." if draws < 20 else "."))
     return lines
 
 
@@ -684,11 +686,14 @@ def _data_sizes(config: SweepConfig | None) -> dict[str, int] | None:
     return {"train": len(data.x_train), "validation": len(data.x_val), "test": len(data.x_test)}
 
 
-def _distinct_settings(study: _Study) -> int | None:
+def _distinct_draws(study: _Study, primary: str) -> tuple[int, int] | None:
+    """(completed trials, distinct nuisance draws among them): what the importance figure rests on."""
     searched = list(study.config.searched) if study.config else varying_params(study.trials)
     done = study.trials[study.trials["state"] == "COMPLETE"]
-    columns = [p for p in searched if p in done]
-    return len(done[columns].astype(str).drop_duplicates()) if columns and not done.empty else None
+    columns = [p for p in searched if p != primary and p in done]
+    if not columns or done.empty:
+        return None
+    return len(done), len(done[columns].astype(str).drop_duplicates())
 
 
 # --------------------------------------------------------------------------- report.md and report.html

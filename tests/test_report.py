@@ -301,3 +301,26 @@ def test_bad_compare_or_format_fails_and_writes_nothing(tmp_path, filled):
     with pytest.raises(ReportError, match="unknown figure format 'docx'"):
         build_report("report-filled", out=tmp_path / "b", formats=("png", "docx"), tracking_uri=filled["tracking_uri"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_report_that_fails_half_way_leaves_the_previous_one_whole(filled, tmp_path, monkeypatch):
+    import study.report_figures
+
+    out = tmp_path / "report"
+    first = build_report("report-filled", out=out, formats=("png",), tracking_uri=filled["tracking_uri"])
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    assert (out / "report.md") in before and first.files
+
+    def crash(data):
+        raise RuntimeError("killed while drawing")
+
+    steps = list(study.report_figures.REPORT_FIGURES)
+    monkeypatch.setattr(study.report_figures, "REPORT_FIGURES", (*steps[:3], ("crash", crash), *steps[3:]))
+    with pytest.raises(RuntimeError, match="killed while drawing"):
+        build_report("report-filled", out=out, formats=("png",), tracking_uri=filled["tracking_uri"])
+
+    after = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    assert after == before  # nothing half-written, nothing deleted, no staging folder left behind
+    page = (out / "report.md").read_text()
+    for link in pd.Series(page).str.extractall(r"\]\(([^)]+)\)")[0]:
+        assert (out / link).is_file(), link
