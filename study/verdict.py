@@ -40,10 +40,6 @@ class Evidence:
     means: dict  # value -> the statistic that ranks it (mean, best or median score)
     comparisons: pd.DataFrame | None = None  # stats.pairwise / paired_pairwise rows (a, b, ...)
 
-    @property
-    def tested(self) -> bool:
-        return self.comparisons is not None and self.comparisons["p_holm"].notna().any()
-
 
 @dataclass
 class Verdict:
@@ -54,9 +50,6 @@ class Verdict:
     warnings: list[str] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
     basis: str = "best trial"  # the kind of evidence the verdict rests on
-
-    def lines(self) -> list[str]:
-        return [self.headline, *self.details]
 
 
 # --------------------------------------------------------------------------- paired draws
