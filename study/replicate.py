@@ -10,6 +10,7 @@ with its role (`rerun` or `replicate`) and the trial it repeats.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,7 @@ def retrain(record: TrialRecord, seed: int, tracking_uri: str, role: str, index:
     data = load_task(config.task)
     tracker = SweepTracker(tracking_uri, experiment_name=config.name)
     tracker.attach_parent(record.study_name)
+    tracker.close_dead_retrain_runs()  # reruns or replicates of a process killed before it closed them
     run = tracker.start_trial(
         record.number,
         params={**record.params, **fixed_settings(config)},
@@ -71,13 +73,14 @@ def retrain(record: TrialRecord, seed: int, tracking_uri: str, role: str, index:
             metric=metric, direction=config.objective.direction, on_epoch=run.log_epoch,
             jit_compile=config.jit_compile,  # the same kernels as the original trial
         )
-    except (Exception, KeyboardInterrupt) as err:
-        record_failure(run, err, failure_reason(err))
+        summary = result_metrics(result, metric)
+        if record.value is not None:
+            summary[f"recorded_{metric}"] = record.value
+        record_result(run, result, record.params, seed, summary, log_model=False)
+    except (Exception, KeyboardInterrupt) as err:  # recording too: a run is never left RUNNING
+        with contextlib.suppress(Exception):
+            record_failure(run, err, failure_reason(err))
         raise
-    summary = result_metrics(result, metric)
-    if record.value is not None:
-        summary[f"recorded_{metric}"] = record.value
-    record_result(run, result, record.params, seed, summary, log_model=False)
     return RetrainResult(
         study_name=record.study_name, trial=record.number, role=role, seed=seed, metric=metric,
         recorded=record.value if role == "rerun" else None, value=result.value,

@@ -200,7 +200,7 @@ class OpenSweep:
             # Read after MLflow was searched: a trial started meanwhile is still seen as live.
             return {t.number for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
 
-        closed = self.tracker.close_orphaned_trial_runs(live)
+        closed = self.tracker.close_orphaned_trial_runs(live) + self.tracker.close_dead_retrain_runs()
         if closed:
             self.notes.append(f"closed {closed} MLflow run(s) left RUNNING by a process that died")
         return closed

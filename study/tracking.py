@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +30,9 @@ logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 # Downloading a run's artifacts (models, configs for reports) would print a tqdm bar per file.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-ROLE_TAG = "run_role"  # "parent" for the study run, "trial" for a trial run
+ROLE_TAG = "run_role"  # "parent" for the study run, "trial" for a trial run, "rerun" or "replicate"
+OWNER_TAG = "owner_process"  # host:pid:start time of the process that writes a run, to tell when it died
+RETRAIN_ROLES = ("rerun", "replicate")
 MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
 
 
@@ -115,6 +118,7 @@ class SweepTracker:
                 ROLE_TAG: role,
                 "trial_number": str(number),
                 "state": "RUNNING",
+                OWNER_TAG: process_owner(),
                 **{k: str(v) for k, v in tags.items()},
             },
         )
@@ -145,6 +149,25 @@ class SweepTracker:
                 closed += 1
         return closed
 
+
+    def close_dead_retrain_runs(self) -> int:
+        """Mark KILLED the reruns and replicates left RUNNING by a process of this machine that died.
+
+        They have no Optuna trial and so no heartbeat: their run names its process (`owner_process`),
+        which is looked up. A run of another machine is left alone (`study doctor` lists it).
+        """
+        closed = 0
+        for role in RETRAIN_ROLES:
+            runs = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=(f"tags.{ROLE_TAG} = '{role}' and tags.`mlflow.parentRunId` = '{self.parent_run_id}'"
+                               " and attributes.status = 'RUNNING'"),
+            )
+            for run in runs:
+                if owner_alive(run.data.tags.get(OWNER_TAG, "")) is False:
+                    close_run(self.client, run.info.run_id, f"the process running this {role} died")
+                    closed += 1
+        return closed
 
     def fail_finished_trial_runs(self, numbers: set[int], reason: str) -> int:
         """Mark FAIL (status KILLED) the finished runs of trials that Optuna failed; return how many.
@@ -217,6 +240,37 @@ class TrialRun:
         self.client.set_terminated(self.run_id, status or MLFLOW_STATUS.get(state, "FAILED"))
 
 
+def _start_time(pid: int) -> str:
+    """A process's start time in clock ticks since boot (Linux), so a reused pid is not taken for it."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def process_owner() -> str:
+    """This process as `host:pid:start time`, the `owner_process` tag of the runs it writes."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def owner_alive(owner: str) -> bool | None:
+    """Whether the process an `owner_process` tag names still runs; None when it cannot be told
+    (another machine, or a run written before runs named their process)."""
+    host, _, rest = owner.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    current = _start_time(int(pid))
+    return not (current and started != current)
+
+
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
@@ -254,6 +308,51 @@ def tracked_trial_numbers(tracking_uri: str, study_name: str) -> set[int]:
         return set()
     runs = _all_runs(client, experiment.experiment_id, f"tags.{ROLE_TAG} = 'trial' and tags.study = '{study_name}'")
     return {int(run.data.tags["trial_number"]) for run in runs if run.data.tags.get("trial_number", "").isdigit()}
+
+
+def study_runs(tracking_uri: str, study_name: str) -> list[dict[str, Any]]:
+    """Every run of a study's experiment, of any role and deleted ones too, as plain rows (for
+    `study doctor`): run_id, role, status, state, trial_number, parent, deleted, owner, tags, metrics."""
+    from mlflow.entities import ViewType
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(study_name)
+    if experiment is None:
+        return []
+    rows, token = [], None
+    while True:
+        page = client.search_runs([experiment.experiment_id], run_view_type=ViewType.ALL, max_results=1000,
+                                  page_token=token)
+        for run in page:
+            tags = run.data.tags
+            number = tags.get("trial_number", "")
+            rows.append({
+                "run_id": run.info.run_id, "role": tags.get(ROLE_TAG, ""), "status": run.info.status,
+                "state": tags.get("state", ""), "trial_number": int(number) if number.isdigit() else None,
+                "parent": tags.get("mlflow.parentRunId"), "deleted": run.info.lifecycle_stage == "deleted",
+                "owner": tags.get(OWNER_TAG, ""), "study": tags.get("study", ""), "tags": dict(tags),
+                "metrics": dict(run.data.metrics),
+            })
+        token = page.token
+        if not token:
+            return rows
+
+
+def repair_run(tracking_uri: str, run_id: str, *, state: str | None = None, status: str | None = None,
+               reason: str | None = None, metrics: dict[str, float] | None = None, role: str | None = None,
+               restore: bool = False) -> None:
+    """Change what a run says (for `study doctor --repair`): restore a deleted run, set its state tag,
+    reason, role, final metrics, and end it with `status`."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    if restore:
+        client.restore_run(run_id)
+    tags = [RunTag(k, v) for k, v in (("state", state), ("fail_reason", reason), (ROLE_TAG, role)) if v is not None]
+    now = _millis()
+    batch = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items() if _finite(v)]
+    if tags or batch:
+        client.log_batch(run_id, metrics=batch, tags=tags)
+    if status is not None:
+        client.set_terminated(run_id, status)
 
 
 def load_runs(tracking_uri: str, study_name: str, role: str = "trial") -> pd.DataFrame:

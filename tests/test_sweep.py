@@ -426,3 +426,30 @@ def test_an_optuna_store_that_lost_its_history_is_refused_while_mlflow_has_the_r
     runs = client.search_runs([client.get_experiment_by_name(sweep.config.name).experiment_id],
                               filter_string="tags.run_role = 'trial'")
     assert len(runs) == 2  # no second trial-0000
+
+
+def test_runs_of_any_role_left_running_by_a_dead_process_are_closed(tiny_sweep, stores, scripted_training):
+    # kill -9 of `study replicate` or `study rerun` left their runs RUNNING forever.
+    import socket
+    import subprocess
+
+    scripted_training()
+    sweep = load_sweep(tiny_sweep(trials=1))
+    result = run_sweep(sweep, **stores)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    client = MlflowClient(stores["tracking_uri"])
+    leftovers = [
+        client.create_run(result.experiment_id, tags={
+            "mlflow.parentRunId": result.parent_run_id, "run_role": role, "trial_number": "0", "state": "RUNNING",
+            "study": result.study_name, "owner_process": f"{socket.gethostname()}:{dead.pid}:0",
+        }).info.run_id
+        for role in ("rerun", "replicate")
+    ]
+    from study.replicate import rerun_trial
+
+    rerun_trial(result.study_name, 0, **stores)
+    for run_id in leftovers:
+        run = client.get_run(run_id)
+        assert (run.info.status, run.data.tags["state"]) == ("KILLED", "FAIL")
+    assert client.get_run(result.parent_run_id).info.status == "FINISHED"
