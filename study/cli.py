@@ -498,6 +498,48 @@ def seeds(
     console.print("wrote " + " and ".join(map(str, written)))
 
 
+# --------------------------------------------------------------------------- doctor
+
+
+@app.command()
+def doctor(
+    study_name: str = typer.Argument(..., metavar="STUDY", help="study name (the sweep file's `name`)"),
+    repair: bool = typer.Option(False, "--repair", help="fix what can be fixed safely (nothing is deleted)"),
+    storage: Optional[str] = StorageOption,
+    tracking_uri: Optional[str] = TrackingOption,
+) -> None:
+    """Check that Optuna and MLflow tell the same story about a study; --repair fixes what it safely can.
+
+    Exit 0 when the stores agree (or every problem was repaired), 1 when problems remain.
+    """
+    from study.doctor import check_study
+    from study.stores import StudyNotFound, mask_password
+
+    try:
+        result = check_study(study_name, storage, tracking_uri, repair=repair)
+    except (ConfigError, StudyNotFound) as err:
+        raise fail(str(err))
+    where = f"{mask_password(result.storage)} ({result.trials} trials) and {mask_password(result.tracking_uri)} " \
+            f"({result.runs} runs)"
+    if not result.findings:
+        console.print(f"study {study_name!r}: the two stores agree: {where}", highlight=False, markup=False)
+        return
+    from rich.text import Text
+
+    table = Table(title=Text(f"study {study_name!r}: {where}"), title_justify="left")
+    for column in ("problem", "trial", "run", "detail", "action"):
+        table.add_column(column, no_wrap=column in ("problem", "trial", "run"))
+    for row in result.table().itertuples(index=False):
+        table.add_row(*(Text(_cell(value)) for value in row))  # literal text: no Rich markup
+    console.print(table)
+    repaired = len(result.findings) - len(result.problems)
+    if result.problems:
+        hint = "" if repair or not any(f.fix for f in result.problems) else "; `--repair` fixes those marked so"
+        raise fail(f"{len(result.problems)} problem(s) remain{f' ({repaired} repaired)' if repaired else ''}{hint}",
+                   code=1)
+    console.print(f"repaired {repaired} problem(s): the two stores agree now", highlight=False)
+
+
 # --------------------------------------------------------------------------- ui
 
 

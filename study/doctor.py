@@ -1,0 +1,205 @@
+"""Checking a study's two stores against each other, and repairing what can be repaired safely.
+
+A trial counts as finished only when Optuna (the search state) and MLflow (the runs reports read)
+both say so. `check_study` lists every way they disagree: an Optuna store that lost trials MLflow
+still holds, trial runs that are duplicated or belong to no trial, finished trials without a run,
+runs whose state differs from their trial's, runs of any role left RUNNING by a process that died,
+and RUNNING trials whose heartbeat ran out. With `repair=True` it fixes what one store settles:
+Optuna decides what a trial is (its state; failed trials are run again), so runs are aligned to
+it, leftovers are closed as KILLED, deleted runs restored and extra runs set aside (role
+`orphan`); nothing is deleted. It returns plain data; `study doctor` prints it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from study.results import DIED
+from study.stores import StudyNotFound, mask_password, open_storage, resolve_storage, resolve_tracking_uri, sqlite_path
+
+BETWEEN_STORES = ("its process stopped after MLflow recorded the trial but before Optuna did; Optuna failed the "
+                  "trial, which is run again")
+STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
+
+
+@dataclass
+class Finding:
+    problem: str  # lost-history, stale-trial, running-leftover, state-mismatch, duplicate-run, orphan-run, missing-run
+    trial: int | None
+    run_id: str | None
+    detail: str
+    fix: str = ""  # what --repair does, or "" when it cannot repair this safely
+    repaired: bool = False
+
+
+@dataclass
+class DoctorResult:
+    study_name: str
+    storage: str
+    tracking_uri: str
+    trials: int  # Optuna trials
+    runs: int  # MLflow runs of the study (any role, not deleted)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[Finding]:
+        """What is still wrong (not repaired)."""
+        return [f for f in self.findings if not f.repaired]
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame([{
+            "problem": f.problem, "trial": f.trial, "run": f.run_id or "", "detail": f.detail,
+            "action": ("repaired: " if f.repaired else "--repair: " if f.fix else "by hand: ")
+            + (f.fix or "see detail"),
+        } for f in self.findings], columns=["problem", "trial", "run", "detail", "action"])
+
+
+def _optuna_trials(study_name: str, storage_url: str, repair: bool, findings: list[Finding]) -> dict | None:
+    """The study's trials by number (None: no such study); with `repair`, stale RUNNING trials failed first."""
+    path = sqlite_path(storage_url)
+    if path is not None and (not path.exists() or path.stat().st_size == 0):
+        return None
+    rdb = open_storage(storage_url, create=False)
+    if study_name not in optuna.get_all_study_names(rdb):
+        return None
+    study = optuna.load_study(study_name=study_name, storage=rdb)
+    stale = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+             if t.number in _stale_numbers(study, rdb)]
+    if stale:
+        if repair:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                optuna.storages.fail_stale_trials(study)
+        for number in stale:
+            findings.append(Finding("stale-trial", number, None,
+                                    "RUNNING in Optuna, but its heartbeat ran out: its process died",
+                                    "failed in Optuna (it is run again)", repaired=repair))
+    return {t.number: t for t in study.get_trials(deepcopy=False)}
+
+
+def _stale_numbers(study: optuna.Study, rdb) -> set[int]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ids = set(rdb._get_stale_trial_ids(study._study_id)) if rdb.get_heartbeat_interval() else set()
+    return {t.number for t in study.get_trials(deepcopy=False) if t._trial_id in ids}
+
+
+def check_study(study_name: str, storage: str | None = None, tracking_uri: str | None = None,
+                repair: bool = False) -> DoctorResult:
+    """Compare the study's Optuna trials with its MLflow runs; with `repair`, fix what is safe."""
+    from study.tracking import owner_alive, repair_run, study_runs
+
+    storage_url, tracking = resolve_storage(storage), resolve_tracking_uri(tracking_uri)
+    runs = study_runs(tracking, study_name)  # MLflow first: a run exists only once its trial does
+    findings: list[Finding] = []
+    trials = _optuna_trials(study_name, storage_url, repair, findings)
+    if trials is None and not runs:
+        raise StudyNotFound(f"no study named {study_name!r} in {mask_password(storage_url)} or "
+                            f"{mask_password(tracking)}")
+    trials = trials or {}
+    active = [r for r in runs if not r["deleted"]]
+    result = DoctorResult(study_name, storage_url, tracking, len(trials), len(active), findings)
+
+    def act(finding: Finding, run_id: str, **change: Any) -> None:
+        findings.append(finding)
+        if repair and finding.fix:
+            repair_run(tracking, run_id, **change)
+            finding.repaired = True
+
+    trial_runs: dict[int, list[dict]] = {}
+    for run in active:
+        if run["role"] == "trial" and run["trial_number"] is not None:
+            trial_runs.setdefault(run["trial_number"], []).append(run)
+
+    lost = sorted(set(trial_runs) - set(trials))
+    if lost:
+        shown = ", ".join(map(str, lost[:10])) + (f" and {len(lost) - 10} more" if len(lost) > 10 else "")
+        findings.append(Finding(
+            "lost-history", None, None,
+            f"MLflow holds runs of trial(s) {shown} that the Optuna store {mask_password(storage_url)} does not "
+            "know: it was emptied or replaced. Restore it (or pass the --storage that holds it), or give the "
+            "sweep a new name; a sweep on it is refused"))
+
+    for number, trial in sorted(trials.items()):
+        state = trial.state.name
+        recorded = trial.user_attrs.get("mlflow_run_id")
+        found = trial_runs.get(number, [])
+        run = next((r for r in found if r["run_id"] == recorded), found[0] if len(found) == 1 else None)
+        for extra in found:
+            if run is not None and extra is not run:
+                act(Finding("duplicate-run", number, extra["run_id"],
+                            f"a second run of trial {number} (Optuna's is {run['run_id']})",
+                            "set aside as run_role=orphan"),
+                    extra["run_id"], role="orphan", reason=f"a duplicate run of trial {number}")
+        if run is None:
+            if len(found) > 1:
+                findings.append(Finding("duplicate-run", number, None,
+                                        f"{len(found)} runs of trial {number} and Optuna names none of them"))
+                continue
+            deleted = next((r for r in runs if r["deleted"] and r["run_id"] == recorded), None)
+            if deleted is not None:
+                act(Finding("missing-run", number, recorded, f"Optuna {state}, its MLflow run was deleted",
+                            "restored"), recorded, restore=True)
+                run = dict(deleted, deleted=False)
+            elif state in ("COMPLETE", "PRUNED") or recorded:
+                findings.append(Finding("missing-run", number, recorded,
+                                        f"Optuna {state}, but MLflow has no run of this trial; reports will not "
+                                        "count it"))
+                continue
+            else:
+                continue  # failed before its run was created (the tracking store itself failed)
+        _compare(number, trial, run, act)
+
+    live_trials = any(t.state == TrialState.RUNNING for t in trials.values())
+    for run in active:
+        if run["status"] != "RUNNING":
+            continue
+        if run["role"] in ("rerun", "replicate"):
+            alive = owner_alive(run["owner"])
+            if alive is False:
+                act(Finding("running-leftover", run["trial_number"], run["run_id"],
+                            f"a {run['role']} left RUNNING by a process that died", "closed as KILLED"),
+                    run["run_id"], state="FAIL", status="KILLED", reason=f"the process running this {run['role']} died")
+            elif alive is None:
+                findings.append(Finding("running-leftover", run["trial_number"], run["run_id"],
+                                        f"a {run['role']} RUNNING in a process of another machine (or an unnamed "
+                                        f"one: {run['owner'] or 'no owner_process tag'}); close it in the MLflow "
+                                        "UI if nothing runs it"))
+        elif run["role"] == "parent" and not live_trials:
+            target = run["tags"].get("target_trials", "")
+            done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials.values())
+            finished = target.isdigit() and done >= int(target)
+            act(Finding("running-leftover", None, run["run_id"],
+                        "the study's parent run is RUNNING but no trial runs (its sweep was killed)",
+                        f"ended as {'FINISHED' if finished else 'KILLED'}"),
+                run["run_id"], status="FINISHED" if finished else "KILLED")
+    return result
+
+
+def _compare(number: int, trial, run: dict, act) -> None:
+    """One trial and its run: align the run to Optuna's state where they differ."""
+    state, status, said = trial.state.name, run["status"], run["state"]
+    if state == "RUNNING":
+        return  # a live trial (a dead one was failed above, with --repair)
+    if state == "FAIL":
+        reason = trial.user_attrs.get("fail_reason") or DIED
+        if status == "RUNNING":
+            act(Finding("running-leftover", number, run["run_id"], "Optuna FAIL, its run still RUNNING",
+                        "closed as KILLED"), run["run_id"], state="FAIL", status="KILLED", reason=reason)
+        elif said != "FAIL" or status == "FINISHED":
+            act(Finding("state-mismatch", number, run["run_id"], f"Optuna FAIL, MLflow {said or '?'}/{status}",
+                        "marked FAIL (KILLED)"),
+                run["run_id"], state="FAIL", status="KILLED", reason=BETWEEN_STORES if said != "FAIL" else reason)
+        return
+    if said != state or status != STATUS[state]:
+        metrics = {k: v for k, v in trial.user_attrs.items() if isinstance(v, (int, float)) and k != "seed"}
+        kind = "running-leftover" if status == "RUNNING" else "state-mismatch"
+        act(Finding(kind, number, run["run_id"], f"Optuna {state}, MLflow {said or '?'}/{status}",
+                    f"marked {state} with Optuna's figures"),
+            run["run_id"], state=state, status=STATUS[state], metrics=metrics)
