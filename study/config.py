@@ -101,20 +101,27 @@ HYPERPARAMETERS: dict[str, Dimension] = {
         "categorical", "tanh", "activation of the recurrent cells (tanh keeps cuDNN kernels)",
         choices=ACTIVATIONS,
     ),
-    "dropout": Dimension(
-        "float", 0.0, "dropout on the inputs of each recurrent layer (Keras `dropout=`)",
+    # Four dropouts, each named for where it acts. Only the first two live inside the cell, and
+    # Keras gives them one mask for all time steps of a sequence.
+    "input_dropout": Dimension(
+        "float", 0.0, "in-cell dropout on each recurrent layer's input features (Keras `dropout=`; "
+        "one mask for every time step)",
         minimum=0.0, maximum=1.0, exclusive_maximum=True,
     ),
     "recurrent_dropout": Dimension(
-        "float", 0.0, "dropout on the recurrent state (disables cuDNN kernels)",
+        "float", 0.0, "in-cell dropout on the recurrent state (disables cuDNN kernels)",
+        minimum=0.0, maximum=1.0, exclusive_maximum=True,
+    ),
+    "output_dropout": Dimension(
+        "float", 0.0, "Dropout layer after each recurrent layer (between stacked layers and after the last)",
         minimum=0.0, maximum=1.0, exclusive_maximum=True,
     ),
     "bidirectional": Dimension("bool", False, "wrap each recurrent layer in Bidirectional"),
     "dense_units": Dimension(
         "int", 0, "units of a Dense(relu) layer before the output; 0 means none", minimum=0, maximum=4096,
     ),
-    "head_dropout": Dimension(
-        "float", 0.0, "Dropout layer after the recurrent stack and after the dense layer",
+    "dense_dropout": Dimension(
+        "float", 0.0, "Dropout layer after the dense layer (needs dense_units > 0)",
         minimum=0.0, maximum=1.0, exclusive_maximum=True,
     ),
     "embedding_dim": Dimension(
@@ -132,6 +139,24 @@ HYPERPARAMETERS: dict[str, Dimension] = {
 
 MAX_GRID_POINTS = 100_000  # Optuna's GridSampler lists every point: keep that list small
 INT_DIMENSIONS = {name for name, dim in HYPERPARAMETERS.items() if dim.kind == "int"}
+
+# Names studies recorded before issue 17, and why a sweep file may no longer use them. A recorded
+# config still parses with them (see `_check_dropouts`), and `models.build_model` builds recorded
+# params that use them with their old meaning, so old studies read, report and rerun as they ran.
+LEGACY_DROPOUTS = {
+    "dropout": "ambiguous name, no longer accepted; use output_dropout for a Dropout layer after each "
+               "recurrent layer (what tutorials mean by dropout), or input_dropout for what `dropout` meant "
+               "here: Keras' in-cell input dropout, one mask for every time step",
+    "head_dropout": "renamed; it was a Dropout after the recurrent stack and after the dense layer: use "
+                    "output_dropout (after each recurrent layer) and dense_dropout (after the dense layer)",
+}
+_LEGACY_RATE = Dimension("float", 0.0, "a dropout rate recorded before issue 17",
+                         minimum=0.0, maximum=1.0, exclusive_maximum=True)
+
+
+def _dimension(name: str) -> Dimension:
+    """The Dimension of a hyperparameter, or of a legacy dropout name read back from a store."""
+    return HYPERPARAMETERS[name] if name in HYPERPARAMETERS else _LEGACY_RATE
 
 
 # --------------------------------------------------------------------------- schema helpers
@@ -265,9 +290,9 @@ class ParamSpec(StrictModel):
 
 def _check_param(name: str, spec: ParamSpec) -> dict[str, Any]:
     """Validate one space entry against its dimension; return it with values coerced."""
-    if name not in HYPERPARAMETERS:
+    if name not in HYPERPARAMETERS and name not in LEGACY_DROPOUTS:
         raise ValueError(f"space.{name}: unknown hyperparameter; allowed: {', '.join(HYPERPARAMETERS)}")
-    dim = HYPERPARAMETERS[name]
+    dim = _dimension(name)
     where = f"space.{name}"
     # Spelling out a default (`log: false`) is the same as leaving it out.
     given = {k for k in spec.model_fields_set - {"role"} if getattr(spec, k) != ParamSpec.model_fields[k].default}
@@ -319,6 +344,29 @@ def _coerce(where: str, dim: Dimension, value: Any) -> Any:
         return dim.coerce(value)
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from None
+
+
+def _check_dropouts(space: dict[str, ParamSpec], hyperparameters: dict[str, Hyperparameter], task: Any) -> None:
+    """Refuse dropout names and settings that would not do what they say."""
+    for name, reason in LEGACY_DROPOUTS.items():
+        # A study records its config with `model_dump_json()`, which spells out all seven keys of
+        # every space entry; a sweep file never does. So an entry with all of them is a recorded
+        # config being read back, where the old name keeps its old meaning; a file gets the new names.
+        if name in space and space[name].model_fields_set != set(ParamSpec.model_fields):
+            raise ValueError(f"space.{name}: {reason}")
+    hp = hyperparameters.get("input_dropout")
+    one_feature = task.name in ("mnist1d", "sine") or getattr(task, "layout", None) == "pixels"
+    if hp is not None and hp.searched and one_feature and max(hp.choices or (hp.high,)) > 0:
+        raise ValueError(
+            f"space.input_dropout: task {task.name} feeds one feature per time step, and input dropout "
+            "uses one mask for every step, so a rate p blanks the whole sequence of a fraction p of the "
+            "training samples; search output_dropout (a Dropout layer after each recurrent layer) instead"
+        )
+    dense, units = hyperparameters.get("dense_dropout"), hyperparameters.get("dense_units")
+    no_dense_layer = units is None or (not units.searched and units.value == 0)
+    if dense is not None and no_dense_layer and (dense.searched or dense.value > 0):
+        raise ValueError("space.dense_dropout: there is no dense layer (dense_units is 0); set dense_units, "
+                         "or use output_dropout for a Dropout layer after the recurrent layers")
 
 
 @dataclass(frozen=True)
@@ -524,7 +572,7 @@ class SweepConfig(StrictModel):
             if checked.get("choices") is not None:
                 checked["choices"] = tuple(checked["choices"])
             hyperparameters[name] = Hyperparameter(name=name, role=spec.resolved_role, **checked)
-            if HYPERPARAMETERS[name].text_only and not self.task.is_text:
+            if _dimension(name).text_only and not self.task.is_text:
                 raise ValueError(f"space.{name}: only text tasks (imdb) have an embedding; task is {self.task.name}")
         self._hyperparameters = hyperparameters
 
@@ -536,7 +584,7 @@ class SweepConfig(StrictModel):
                     raise ValueError(
                         f"configurations.{index}.{key}: not a searched hyperparameter of this space; searched: {searched}"
                     )
-                coerced = _coerce(f"configurations.{index}.{key}", HYPERPARAMETERS[key], value)
+                coerced = _coerce(f"configurations.{index}.{key}", _dimension(key), value)
                 if not hp.contains(coerced):
                     raise ValueError(f"configurations.{index}.{key}: {value!r} lies outside space.{key}")
                 configuration[key] = coerced
@@ -580,13 +628,14 @@ class SweepConfig(StrictModel):
                     where = f"reported.values.{index}.params.{key}"
                     if hp is None:
                         raise ValueError(f"{where}: not in the space; give values of: {', '.join(hyperparameters)}")
-                    if not hp.contains(_coerce(where, HYPERPARAMETERS[key], value)):
+                    if not hp.contains(_coerce(where, _dimension(key), value)):
                         raise ValueError(f"{where}: {value!r} lies outside space.{key}")
         if len(self.configurations) > self.trials:
             raise ValueError(
                 f"configurations: {len(self.configurations)} configurations but trials is {self.trials}; "
                 "raise trials so every configuration runs"
             )
+        _check_dropouts(self.space, hyperparameters, self.task)
         return self
 
     @property
@@ -611,7 +660,7 @@ class SweepConfig(StrictModel):
         params = {name: dim.default for name, dim in HYPERPARAMETERS.items() if self.task.is_text or not dim.text_only}
         params.update({name: hp.value for name, hp in self.hyperparameters.items() if not hp.searched})
         for name in self.searched:
-            params.pop(name)
+            params.pop(name, None)  # None: a legacy dropout name of a recorded config has no default
         return params
 
     def grid_size(self) -> int | None:
@@ -622,9 +671,17 @@ class SweepConfig(StrictModel):
     def study_fingerprint(self) -> str:
         """Hash of everything that defines what a trial means; `trials` and stores may change on resume."""
         # Built from resolved values, so `1e-3` vs 0.001 or a default spelled out hash the same.
+        fixed = self.fixed_params()
+        # Before issue 17 the dropouts were `dropout` and `head_dropout`. With every dropout fixed at
+        # 0 the model is the same under either naming, so such a config hashes as it did then and its
+        # study stays resumable; a non-zero or searched dropout hashes under the new names, so it
+        # matches no study made with the old ones.
+        renamed = ("input_dropout", "output_dropout", "dense_dropout")
+        if all(fixed.get(name) == 0 for name in renamed):
+            fixed = {k: v for k, v in fixed.items() if k not in renamed} | {"dropout": 0.0, "head_dropout": 0.0}
         defining = {
             "task": self.task.model_dump(mode="json"),
-            "fixed": self.fixed_params(),
+            "fixed": fixed,
             "searched": {name: [hp.role, hp.choices, hp.low, hp.high, hp.log, hp.step]
                          for name, hp in sorted(self.searched.items())},
             "configurations": self.configurations,

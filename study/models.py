@@ -3,8 +3,12 @@
 `build_model` depends only on its arguments, so the best trial of any study can be rebuilt from its
 recorded params. The architecture is the one every lab notebook writes by hand:
 
-    [Embedding] -> depth x {SimpleRNN | GRU | LSTM} [Bidirectional] -> [Dropout] -> [Dense(relu) -> Dropout]
-    -> output (softmax classes | sigmoid | linear)
+    [Embedding] -> depth x ({SimpleRNN | GRU | LSTM} [Bidirectional] -> [Dropout(output_dropout)])
+    -> [Dense(relu) -> [Dropout(dense_dropout)]] -> output (softmax classes | sigmoid | linear)
+
+`input_dropout` and `recurrent_dropout` live inside each cell (Keras `dropout=` and
+`recurrent_dropout=`); the other two are Dropout layers. Params recorded before issue 17 may say
+`dropout` or `head_dropout`; they are built with their old meaning (see `config.LEGACY_DROPOUTS`).
 """
 
 from __future__ import annotations
@@ -57,23 +61,30 @@ def build_model(spec: ModelSpec, params: dict[str, Any], jit_compile: bool | str
     if spec.vocab_size is not None:
         layers.append(keras.layers.Embedding(spec.vocab_size, p["embedding_dim"]))
 
+    # A trial recorded before issue 17 is rebuilt as it was trained: its `dropout` was the input
+    # dropout, its `head_dropout` a Dropout after the stack and after the dense layer.
+    input_dropout = p.get("dropout", p["input_dropout"])
+    head_dropout = p.get("head_dropout", 0.0)
+
     for index in range(p["depth"]):
         recurrent = RECURRENT_LAYERS[p["cell"]](
             p["units"],
             activation=p["activation"],
-            dropout=p["dropout"],
+            dropout=input_dropout,
             recurrent_dropout=p["recurrent_dropout"],
             # Every layer but the last passes its whole sequence to the next one.
             return_sequences=index < p["depth"] - 1,
         )
         layers.append(keras.layers.Bidirectional(recurrent) if p["bidirectional"] else recurrent)
+        if p["output_dropout"] > 0:
+            layers.append(keras.layers.Dropout(p["output_dropout"]))
 
-    if p["head_dropout"] > 0:
-        layers.append(keras.layers.Dropout(p["head_dropout"]))
+    if head_dropout > 0:
+        layers.append(keras.layers.Dropout(head_dropout))
     if p["dense_units"] > 0:
         layers.append(keras.layers.Dense(p["dense_units"], activation="relu"))
-        if p["head_dropout"] > 0:
-            layers.append(keras.layers.Dropout(p["head_dropout"]))
+        if p["dense_dropout"] > 0 or head_dropout > 0:
+            layers.append(keras.layers.Dropout(p["dense_dropout"] or head_dropout))
 
     activation, loss, metrics = OUTPUTS[spec.kind]
     outputs = spec.num_classes if spec.kind == "multiclass" else 1

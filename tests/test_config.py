@@ -108,7 +108,8 @@ BAD_SWEEPS = [
     _bad(BASE + "space:\n  units: {low: 32}\n", "space.units: a range needs both `low` and `high`", "range-without-high"),
     _bad(BASE + "space:\n  units: {role: fixed}\n", "space.units: give `value` (fixed), `choices`, or `low` and `high`",
          "spec-without-value"),
-    _bad(BASE + "space:\n  dropout: {low: 0.0, high: 0.5, log: true}\n", "space.dropout: a log scale needs low > 0",
+    _bad(BASE + "space:\n  output_dropout: {low: 0.0, high: 0.5, log: true}\n",
+         "space.output_dropout: a log scale needs low > 0",
          "log-scale-low-zero"),
     _bad(BASE + "space:\n  learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true, step: 1.0e-4}\n",
          "space.learning_rate: `log` and `step` cannot be combined", "log-with-step"),
@@ -118,10 +119,11 @@ BAD_SWEEPS = [
          "fractional-step-on-integer"),
     _bad(BASE + "space:\n  units: {choices: [32, 64], step: 32}\n", "space.units: `choices` cannot be combined with step",
          "choices-with-step"),
-    _bad(BASE + "space:\n  dropout: {value: 1.5}\n", "space.dropout.value: 1.5 is out of range; use a number in [0.0, 1.0)",
+    _bad(BASE + "space:\n  output_dropout: {value: 1.5}\n",
+         "space.output_dropout.value: 1.5 is out of range; use a number in [0.0, 1.0)",
          "dropout-out-of-range"),
-    _bad(BASE + "space:\n  dropout: {low: 0.0, high: 1.0}\n",
-         "space.dropout.high: 1.0 is out of range; use a number in [0.0, 1.0)", "range-bound-out-of-range"),
+    _bad(BASE + "space:\n  output_dropout: {low: 0.0, high: 1.0}\n",
+         "space.output_dropout.high: 1.0 is out of range; use a number in [0.0, 1.0)", "range-bound-out-of-range"),
     _bad(BASE + "space:\n  learning_rate: {value: 0}\n", "space.learning_rate.value: 0 is out of range; use a number in (0.0",
          "learning-rate-zero"),
     _bad(BASE + "space:\n  learning_rate: {value: fast}\n",
@@ -149,8 +151,18 @@ BAD_SWEEPS = [
          "space.bidirectional: bidirectional is categorical; give `choices` (true or false)", "bool-with-range"),
     _bad(BASE + "space:\n  embedding_dim: {value: 64}\n",
          "space.embedding_dim: only text tasks (imdb) have an embedding; task is sine", "embedding-on-non-text-task"),
-    _bad(BASE + "sampler: grid\nspace:\n  dropout: {low: 0.0, high: 0.5}\n",
-         "space.dropout: the grid sampler needs `choices` or a `step`, not an open range", "grid-with-open-range"),
+    _bad(BASE + "sampler: grid\nspace:\n  output_dropout: {low: 0.0, high: 0.5}\n",
+         "space.output_dropout: the grid sampler needs `choices` or a `step`, not an open range", "grid-with-open-range"),
+    # --- dropout names (issue 17): the old ones are refused, input dropout is not searched on 1 feature
+    _bad(BASE + "space:\n  dropout: {low: 0.0, high: 0.5}\n",
+         "space.dropout: ambiguous name, no longer accepted; use output_dropout for a Dropout layer", "old-name-dropout"),
+    _bad(BASE + "space:\n  head_dropout: {value: 0.2}\n",
+         "space.head_dropout: renamed; it was a Dropout after the recurrent stack and after the dense layer: "
+         "use output_dropout (after each recurrent layer) and dense_dropout", "old-name-head-dropout"),
+    _bad(BASE + "space:\n  input_dropout: {low: 0.0, high: 0.5}\n",
+         "space.input_dropout: task sine feeds one feature per time step", "input-dropout-searched-on-one-feature"),
+    _bad(BASE + "space:\n  dense_dropout: {value: 0.2}\n", "space.dense_dropout: there is no dense layer (dense_units is 0)",
+         "dense-dropout-without-dense-layer"),
     # --- objective
     _bad(BASE + "objective: {metric: val_accuracy}\n",
          "objective.metric: val_accuracy is not reported by task sine; allowed: val_loss, val_mae",
@@ -337,9 +349,9 @@ def test_unquoted_exponent_is_read_as_a_float(tmp_path: Path):
 
 def test_grid_size_of_a_small_grid(tmp_path: Path):
     config = _load(tmp_path, BASE + "sampler: grid\nspace:\n  cell: {role: scientific, choices: [LSTM, GRU]}\n"
-                                    "  units: {low: 32, high: 128, step: 32}\n  dropout: {low: 0.0, high: 0.5, step: 0.1}\n")
+                                    "  units: {low: 32, high: 128, step: 32}\n  output_dropout: {low: 0.0, high: 0.5, step: 0.1}\n")
     assert config.hyperparameters["units"].grid_values() == [32, 64, 96, 128]
-    assert config.hyperparameters["dropout"].grid_values() == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+    assert config.hyperparameters["output_dropout"].grid_values() == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
     assert config.grid_size() == 2 * 4 * 6
     assert _load(tmp_path, BASE + "sampler: grid\n", "empty_grid.yaml").grid_size() == 1
     assert _load(tmp_path, BASE, "tpe.yaml").grid_size() is None
@@ -383,14 +395,15 @@ def test_fingerprint_sees_coerced_values(tmp_path: Path):
 
 
 def test_configurations_are_coerced(tmp_path: Path):
-    config = _load(tmp_path, BASE.replace("trials: 1", "trials: 2") + "space:\n  dropout: {choices: [0.0, 0.2]}\n"
+    config = _load(tmp_path, BASE.replace("trials: 1", "trials: 2") + "space:\n  output_dropout: {choices: [0.0, 0.2]}\n"
                                     "  learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}\n"
                                     "  units: {choices: [32, 64]}\n"
-                                    "configurations:\n  - {dropout: 0, learning_rate: 1e-3, units: 64}\n  - {dropout: 0.2}\n")
+                                    "configurations:\n  - {output_dropout: 0, learning_rate: 1e-3, units: 64}\n"
+                                    "  - {output_dropout: 0.2}\n")
     first, second = config.configurations
-    assert first == {"dropout": 0.0, "learning_rate": pytest.approx(0.001), "units": 64}
-    assert isinstance(first["dropout"], float) and isinstance(first["learning_rate"], float)
-    assert second == {"dropout": 0.2}
+    assert first == {"output_dropout": 0.0, "learning_rate": pytest.approx(0.001), "units": 64}
+    assert isinstance(first["output_dropout"], float) and isinstance(first["learning_rate"], float)
+    assert second == {"output_dropout": 0.2}
 
 
 def test_explicit_default_log_with_choices(tmp_path: Path):

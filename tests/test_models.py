@@ -46,11 +46,43 @@ def test_stacked_bidirectional_sizes_add_up():
     assert model.count_params() == first + second + (12 * 10 + 10)
 
 
-def test_head_dropout_and_dense_layer_like_seed_002():
-    model = build_model(DIGITS, {"cell": "LSTM", "units": 32, "activation": "relu", "dense_units": 64, "head_dropout": 0.2})
-    kinds = [layer.__class__.__name__ for layer in model.layers]
-    assert kinds == ["LSTM", "Dropout", "Dense", "Dropout", "Dense"]
+def kinds(model) -> list[str]:
+    return [layer.__class__.__name__ for layer in model.layers]
+
+
+def test_output_and_dense_dropout_and_dense_layer_like_seed_002():
+    model = build_model(DIGITS, {"cell": "LSTM", "units": 32, "activation": "relu", "dense_units": 64,
+                                 "output_dropout": 0.2, "dense_dropout": 0.3})
+    assert kinds(model) == ["LSTM", "Dropout", "Dense", "Dropout", "Dense"]
+    assert [model.layers[i].rate for i in (1, 3)] == [0.2, 0.3]
     assert model.layers[0].activation.__name__ == "relu"
+
+
+def test_output_dropout_follows_every_recurrent_layer_and_leaves_the_cells_alone():
+    model = build_model(DIGITS, {"cell": "GRU", "units": 4, "depth": 3, "bidirectional": True, "output_dropout": 0.4})
+    assert kinds(model) == ["Bidirectional", "Dropout"] * 3 + ["Dense"]
+    for layer in model.layers[:6:2]:
+        assert layer.forward_layer.dropout == 0 and layer.forward_layer.recurrent_dropout == 0
+
+
+def test_input_and_recurrent_dropout_live_inside_the_cells_only():
+    model = build_model(DIGITS, {"cell": "LSTM", "units": 4, "depth": 2, "input_dropout": 0.3, "recurrent_dropout": 0.1})
+    assert kinds(model) == ["LSTM", "LSTM", "Dense"]  # no Dropout layer
+    assert [(layer.dropout, layer.recurrent_dropout) for layer in model.layers[:2]] == [(0.3, 0.1)] * 2
+
+
+def test_dense_dropout_alone_follows_only_the_dense_layer():
+    model = build_model(DIGITS, {"cell": "SimpleRNN", "units": 4, "dense_units": 8, "dense_dropout": 0.5})
+    assert kinds(model) == ["SimpleRNN", "Dense", "Dropout", "Dense"]
+
+
+def test_params_recorded_before_issue_17_are_built_with_their_old_meaning():
+    # `dropout` was the in-cell input dropout; `head_dropout` a Dropout after the stack and after the dense layer.
+    old = build_model(DIGITS, {"cell": "LSTM", "units": 4, "depth": 2, "dropout": 0.3, "dense_units": 8,
+                               "head_dropout": 0.2})
+    assert kinds(old) == ["LSTM", "LSTM", "Dropout", "Dense", "Dropout", "Dense"]
+    assert [layer.dropout for layer in old.layers[:2]] == [0.3, 0.3]
+    assert [old.layers[i].rate for i in (2, 4)] == [0.2, 0.2]
 
 
 def test_text_model_has_an_embedding_and_a_sigmoid_output():
@@ -72,7 +104,7 @@ def test_regression_model_is_linear_with_mse():
 
 
 def test_build_is_pure_same_params_same_architecture():
-    params = {"cell": "GRU", "units": 8, "depth": 2, "dropout": 0.1}
+    params = {"cell": "GRU", "units": 8, "depth": 2, "input_dropout": 0.1}
     before = dict(params)
     first, second = build_model(DIGITS, params), build_model(DIGITS, params)
     assert params == before  # the caller's dict is not modified
@@ -130,8 +162,9 @@ def test_auto_xla_is_on_for_long_gru_trials_on_cpu_only():
 
 @pytest.mark.slow  # XLA compiles for ~20 s on 2 cores
 def test_xla_compiles_every_gru_variant_auto_may_pick():
-    params = {"cell": "GRU", "units": 4, "depth": 2, "bidirectional": True, "dropout": 0.2,
-              "recurrent_dropout": 0.1, "dense_units": 8, "embedding_dim": 4}
+    params = {"cell": "GRU", "units": 4, "depth": 2, "bidirectional": True, "input_dropout": 0.2,
+              "recurrent_dropout": 0.1, "output_dropout": 0.2, "dense_units": 8, "dense_dropout": 0.2,
+              "embedding_dim": 4}
     model = build_model(TEXT, params, jit_compile=True)
     x, y = np.random.default_rng(0).integers(1, 50, (16, 20)), np.arange(16) % 2
     history = model.fit(x, y, epochs=1, batch_size=8, verbose=0)
