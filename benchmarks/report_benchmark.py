@@ -40,14 +40,14 @@ SPACE = {
     "cell": {"role": "scientific", "choices": ["SimpleRNN", "GRU", "LSTM"]},
     "units": {"choices": [16, 32, 64]},
     "depth": {"choices": [1, 2]},
-    "dropout": {"low": 0.0, "high": 0.3},
+    "output_dropout": {"low": 0.0, "high": 0.3},
     "learning_rate": {"low": 1e-4, "high": 3e-2, "log": True},
 }
 DISTRIBUTIONS = {
     "cell": CategoricalDistribution(["SimpleRNN", "GRU", "LSTM"]),
     "units": CategoricalDistribution([16, 32, 64]),
     "depth": CategoricalDistribution([1, 2]),
-    "dropout": FloatDistribution(0.0, 0.3),
+    "output_dropout": FloatDistribution(0.0, 0.3),
     "learning_rate": FloatDistribution(1e-4, 3e-2, log=True),
 }
 BASE_ACCURACY = {"SimpleRNN": 0.90, "GRU": 0.95, "LSTM": 0.955}
@@ -59,7 +59,7 @@ def synthetic_trial(rng: np.random.Generator) -> tuple[dict, str, list[float]]:
         "cell": str(rng.choice(["SimpleRNN", "GRU", "LSTM"])),
         "units": int(rng.choice([16, 32, 64])),
         "depth": int(rng.choice([1, 2])),
-        "dropout": float(rng.uniform(0.0, 0.3)),
+        "output_dropout": float(rng.uniform(0.0, 0.3)),
         "learning_rate": float(10 ** rng.uniform(-4, math.log10(3e-2))),
     }
     state = str(rng.choice(["COMPLETE", "FAIL", "PRUNED"], p=[0.85, 0.08, 0.07]))
@@ -102,7 +102,7 @@ def fill(tracking_uri: str, storage: str, trials: int, seed: int = 0) -> None:
         if state == "COMPLETE":
             if key not in models:
                 keras.backend.clear_session()
-                models[key] = build_model(spec, {**params, "dropout": 0.0})
+                models[key] = build_model(spec, {**params, "output_dropout": 0.0})
             run.log_model(models[key])
         summary = {"best_val_accuracy": best, "best_epoch": int(np.argmax(curve)) + 1, "test_accuracy": best - 0.01,
                    "test_loss": 0.3, "param_count": models[key].count_params() if key in models else 1000,

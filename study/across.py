@@ -134,4 +134,6 @@ def overall_verdict(iqms: pd.DataFrame, improvement: pd.DataFrame, by: str) -> s
         return f"{leader[by]} wins across tasks: {text}, above every other value's interval, and beats each with a probability of improvement whose interval lies above 0.5."
     pairs = "; ".join(f"P({leader[by]} > {row['y']}) = {row['probability']:.2f} ({row['ci_low']:.2f} to "
                       f"{row['ci_high']:.2f})" for _, row in against.iterrows())
-    return f"No clear winner across tasks: {text}, but the intervals overlap or a probability of improvement includes 0.5 ({pairs})."
+    reasons = ([] if separated else ["its IQM interval overlaps another value's"]) + (
+        [] if improves else [f"a probability of improvement has an interval reaching 0.5 or below ({pairs})"])
+    return f"No clear winner across tasks: {text}, but {' and '.join(reasons)}."
