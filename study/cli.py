@@ -43,7 +43,11 @@ TrackingOption = typer.Option(None, "--tracking-uri", help="MLflow tracking URI 
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print `error: MESSAGE` on stderr (the message literally: paths and hints hold brackets) and
+    return the exit to raise."""
+    from rich.text import Text
+
+    errors.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -326,7 +330,10 @@ def show(
     except (ConfigError, StudyNotFound) as err:
         raise fail(str(err))
     if csv is not None:
-        table.to_csv(csv, index=False)
+        try:
+            table.to_csv(csv, index=False)
+        except OSError as err:
+            raise fail(f"--csv {csv}: cannot write it ({err.strerror or err}); check the folder exists and is writable")
         console.print(f"wrote {len(table)} rows to {csv}")
     console.print(dataframe_table(summary_columns(table), title=f"trials of {study_name}"))
 

@@ -13,6 +13,8 @@ import hashlib
 import json
 import math
 import re
+import reprlib
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
@@ -23,6 +25,16 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 class ConfigError(Exception):
     """A sweep file (or a command-line override) that cannot be run; the message says why."""
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 2, 4, 4, 60, 60
+_SHORT.maxtuple = _SHORT.maxset = _SHORT.maxfrozenset = 4
+
+
+def shown(value: Any) -> str:
+    """A value as an error message shows it: its repr, cut short (a huge value never expands)."""
+    return _SHORT.repr(value)
 
 
 # --------------------------------------------------------------------------- hyperparameters
@@ -55,19 +67,19 @@ class Dimension:
         """Return `value` as this dimension's type, or raise ValueError saying what is allowed."""
         if self.kind == "categorical":
             if value not in self.choices:
-                raise ValueError(f"{value!r} is not allowed; use {self.describe_domain()}")
+                raise ValueError(f"{shown(value)} is not allowed; use {self.describe_domain()}")
             return value
         if self.kind == "bool":
             if not isinstance(value, bool):
-                raise ValueError(f"{value!r} is not allowed; use {self.describe_domain()}")
+                raise ValueError(f"{shown(value)} is not allowed; use {self.describe_domain()}")
             return value
         number = _as_number(value, integer=self.kind == "int")
         if number is None:
-            raise ValueError(f"{value!r} is not allowed; use {self.describe_domain()}")
+            raise ValueError(f"{shown(value)} is not allowed; use {self.describe_domain()}")
         too_low = number <= self.minimum if self.exclusive_minimum else number < self.minimum
         too_high = number >= self.maximum if self.exclusive_maximum else number > self.maximum
         if too_low or too_high:
-            raise ValueError(f"{value!r} is out of range; use {self.describe_domain()}")
+            raise ValueError(f"{shown(value)} is out of range; use {self.describe_domain()}")
         return number
 
 
@@ -175,7 +187,7 @@ class StrictModel(BaseModel):
             unknown = [key for key in data if key not in cls.model_fields]
             if unknown:
                 allowed = ", ".join(cls.model_fields)
-                raise ValueError(f"unknown key {unknown[0]!r}; allowed keys: {allowed}")
+                raise ValueError(f"unknown key {shown(unknown[0])}; allowed keys: {allowed}")
         return data
 
 
@@ -544,7 +556,7 @@ class SweepConfig(StrictModel):
     @classmethod
     def _study_name(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", value):
-            raise ValueError(f"{value!r} is not a valid study name; use letters, digits, _ . - (at most 100, no spaces)")
+            raise ValueError(f"{shown(value)} is not a valid study name; use letters, digits, _ . - (at most 100, no spaces)")
         return value
 
     @field_validator("task", mode="before")
@@ -586,7 +598,7 @@ class SweepConfig(StrictModel):
                     )
                 coerced = _coerce(f"configurations.{index}.{key}", _dimension(key), value)
                 if not hp.contains(coerced):
-                    raise ValueError(f"configurations.{index}.{key}: {value!r} lies outside space.{key}")
+                    raise ValueError(f"configurations.{index}.{key}: {shown(value)} lies outside space.{key}")
                 configuration[key] = coerced
 
         allowed = METRICS_BY_KIND[self.task.kind]
@@ -629,7 +641,7 @@ class SweepConfig(StrictModel):
                     if hp is None:
                         raise ValueError(f"{where}: not in the space; give values of: {', '.join(hyperparameters)}")
                     if not hp.contains(_coerce(where, _dimension(key), value)):
-                        raise ValueError(f"{where}: {value!r} lies outside space.{key}")
+                        raise ValueError(f"{where}: {shown(value)} lies outside space.{key}")
         if len(self.configurations) > self.trials:
             raise ValueError(
                 f"configurations: {len(self.configurations)} configurations but trials is {self.trials}; "
@@ -705,12 +717,22 @@ class Sweep:
 def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep file; raise ConfigError naming the file and field on any problem."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: no such sweep file")
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a directory, not a sweep file (try {path}/quick.yaml)")
     try:
-        raw = path.read_bytes()
+        mode = path.stat().st_mode  # never opened before it is known to be a plain file
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such sweep file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read sweep file ({err.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise ConfigError(f"{path}: is a directory, not a sweep file (try {path}/quick.yaml)")
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{path}: is {file_kind(mode)}, not a sweep file; a sweep file is a plain YAML file")
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SWEEP_BYTES + 1)  # bounded even if the file grows meanwhile
+        if len(raw) > MAX_SWEEP_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_SWEEP_BYTES // 1024} KiB; a sweep file is short "
+                              "(overrides only), and a long list of configurations belongs in several studies")
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: cannot read sweep file ({err})") from None
@@ -729,8 +751,28 @@ def load_sweep(path: str | Path) -> Sweep:
     return Sweep(config=config, path=path, file_sha256=hashlib.sha256(raw).hexdigest())
 
 
+MAX_SWEEP_BYTES = 1024 * 1024  # sweep files are a few hundred bytes; this bounds memory and validation time
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a plain one is, for messages (`a FIFO`, `a character device`, ...)."""
+    kinds = [(stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")]
+    return next((name for test, name in kinds if test(mode)), "not a plain file")
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key written twice (plain YAML silently keeps the last one)."""
+    """SafeLoader that refuses a key written twice (plain YAML silently keeps the last one) and
+    aliases (`*name`): a few hundred bytes of nested aliases expand to gigabytes (a "billion laughs")."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases (*{event.anchor[:40]}) are not allowed in sweep files; write the value out",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -738,7 +780,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice", key_node.start_mark,
+                    None, None, f"key {shown(key)} appears twice", key_node.start_mark,
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
@@ -759,11 +801,11 @@ def _error_lines(err: ValidationError) -> list[str]:
         if error["type"] == "missing":
             message = "required field is missing"
         elif error["type"] == "union_tag_invalid":
-            message = f"unknown task {error['input'].get('name')!r}; allowed: {', '.join(TASK_NAMES)}"
+            message = f"unknown task {shown(error['input'].get('name'))}; allowed: {', '.join(TASK_NAMES)}"
         elif error["type"] == "union_tag_not_found":
             message = f"`name` is missing; allowed tasks: {', '.join(TASK_NAMES)}"
         elif error["type"] == "literal_error":
-            message = f"{error['input']!r} is not allowed; {message[0].lower()}{message[1:]}"
+            message = f"{shown(error['input'])} is not allowed; {message[0].lower()}{message[1:]}"
         # Messages raised by our validators already start with their field path.
         lines.append(message if message.startswith(("space.", "configurations.", "objective.")) or not loc
                      else f"{loc}: {message}")

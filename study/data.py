@@ -19,8 +19,10 @@ import functools
 import gzip
 import io
 import os
+import pickle
 import random
 import socket
+import stat
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -153,9 +155,9 @@ def _load_imdb(task) -> TaskData:
         path = _keras_home() / "datasets" / "imdb.npz"
     else:
         path = _download("imdb.npz", "datasets", IMDB_SHA256, IMDB_HOW_TO)
-    # The reviews are ragged object arrays, which only a pickle stream can hold: load imdb.npz files
-    # you trust (Keras' cache is checked against its SHA-256 when downloaded).
-    arrays = _read_npz(path, allow_pickle=True)
+    # The reviews are ragged object arrays, which only a pickle stream can hold: they are read by an
+    # unpickler that builds arrays, lists and numbers only, so a crafted file cannot run code.
+    arrays = _read_npz(path, allow_objects=True)
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.ndim != 1 or y.shape != (len(x),) or not np.isin(y, (0, 1)).all():
@@ -279,10 +281,21 @@ def _first(x, y, size: int | None, option: str):
 
 
 def _existing(path: str) -> Path:
+    """`task.path` checked without opening it: a plain file, or a folder (of IDX files)."""
     found = Path(path).expanduser()
-    if not found.exists():
-        raise DataError(f"task.path {path}: no such file or directory")
+    try:
+        mode = found.stat().st_mode
+    except OSError:
+        raise DataError(f"task.path {path}: no such file or directory") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise DataError(f"task.path {path}: is {_file_kind(mode)}; a dataset is a plain file (or a folder of IDX files)")
     return found
+
+
+def _file_kind(mode: int) -> str:
+    from study.config import file_kind
+
+    return file_kind(mode)
 
 
 def _keras_home() -> Path:
@@ -315,18 +328,65 @@ def _download(fname: str, cache_subdir: str, sha256: str | None, how_to: str) ->
         socket.setdefaulttimeout(previous)
 
 
-def _read_npz(path: Path, allow_pickle: bool = False) -> dict[str, np.ndarray]:
+def _read_npz(path: Path, allow_objects: bool = False) -> dict[str, np.ndarray]:
+    """The arrays of a Keras-format .npz file, never unpickling anything but plain data.
+
+    Object arrays (IMDB's ragged reviews) are stored as a pickle stream, which can run any code
+    when loaded. With `allow_objects` they are read by `_SafeUnpickler`, which builds only NumPy
+    arrays, lists and numbers and refuses everything else; without it they are refused.
+    """
     if path.is_dir():
         raise DataError(f"{path}: is a directory; expected a Keras-format .npz file")
     try:
-        with np.load(path, allow_pickle=allow_pickle) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise DataError(f"{path}: not a readable Keras-format .npz file ({err})") from None
+        with zipfile.ZipFile(path) as archive:
+            arrays = {}
+            for member in archive.namelist():
+                if member.endswith(".npy"):
+                    with archive.open(member) as handle:
+                        arrays[member[:-4]] = _read_npy(handle, allow_objects)
+    except Exception as err:  # noqa: BLE001 - garbage can break a zip, header or pickle reader in any way
+        detail = "".join(c if c.isprintable() else "?" for c in " ".join(str(err).split()))[:200]
+        raise DataError(f"{path}: not a readable Keras-format .npz file ({type(err).__name__}: {detail})") from None
     missing = [key for key in ("x_train", "y_train", "x_test", "y_test") if key not in arrays]
     if missing:
         raise DataError(f"{path}: missing array(s) {', '.join(missing)}; found {', '.join(arrays) or 'none'}")
     return arrays
+
+
+def _read_npy(handle, allow_objects: bool) -> np.ndarray:
+    version = np.lib.format.read_magic(handle)
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in readers:
+        raise ValueError(f"an array in .npy format {version}, which Keras datasets never use")
+    shape, fortran, dtype = readers[version](handle)
+    if not dtype.hasobject:
+        count = int(np.prod(shape))
+        data = handle.read(count * dtype.itemsize)
+        if len(data) != count * dtype.itemsize:
+            raise ValueError(f"an array of shape {shape} is truncated")
+        array = np.frombuffer(data, dtype=dtype, count=count)
+        return array.reshape(shape[::-1]).transpose() if fortran else array.reshape(shape)
+    if not allow_objects:
+        raise ValueError("holds Python objects (a pickle), which this task never needs")
+    array = _SafeUnpickler(handle).load()
+    if not isinstance(array, np.ndarray):
+        raise pickle.UnpicklingError(f"holds a {type(array).__name__}, not an array")
+    return array
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """Unpickles NumPy arrays of lists and numbers only: a crafted file cannot name a function to run."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module[:60]}.{name[:60]}: a dataset never needs it")
+        return super().find_class(module, name)
 
 
 def _read_image_source(path: Path) -> dict[str, np.ndarray]:
@@ -347,6 +407,8 @@ def _read_idx_dir(directory: Path) -> dict[str, np.ndarray]:
         path = next((p for p in candidates if p.exists()), None)
         if path is None:
             raise DataError(f"{directory}: missing {name}.gz (or {name}); expected the four MNIST IDX files")
+        if not path.is_file():  # a FIFO or a device would block or never end
+            raise DataError(f"{path}: is {_file_kind(path.stat().st_mode)}; the IDX files must be plain files")
         arrays[key] = _read_idx(path, 2051 if key.startswith("x") else 2049)
     for split in ("train", "test"):
         _check_images(arrays[f"x_{split}"], arrays[f"y_{split}"], f"{directory} ({split} files)")

@@ -25,7 +25,8 @@ import optuna
 import sqlalchemy
 
 from study.config import (
-    HEARTBEAT_ENV, STORAGE_ENV, STORAGE_SCHEMES, TRACKING_ENV, TRACKING_SCHEMES, ConfigError, SweepConfig, check_uri,
+    HEARTBEAT_ENV, STORAGE_ENV, STORAGE_SCHEMES, THREADS_ENV, TRACKING_ENV, TRACKING_SCHEMES, ConfigError, SweepConfig,
+    check_uri, shown,
 )
 
 DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
@@ -62,7 +63,7 @@ def resolve_storage(flag: str | None = None, config: SweepConfig | None = None) 
     """Flag, then environment, then sweep file, then the embedded default."""
     url = flag or os.environ.get(STORAGE_ENV) or (config.storage if config else None) or DEFAULT_STORAGE
     try:
-        return check_uri(url, STORAGE_SCHEMES, "storage")
+        return _not_in_memory(check_uri(url, STORAGE_SCHEMES, "storage"), "storage", DEFAULT_STORAGE)
     except ValueError as err:
         raise ConfigError(redact(str(err), url)) from None
 
@@ -70,9 +71,19 @@ def resolve_storage(flag: str | None = None, config: SweepConfig | None = None) 
 def resolve_tracking_uri(flag: str | None = None, config: SweepConfig | None = None) -> str:
     uri = flag or os.environ.get(TRACKING_ENV) or (config.tracking_uri if config else None) or DEFAULT_TRACKING_URI
     try:
-        return check_uri(uri, TRACKING_SCHEMES, "tracking URI")
+        return _not_in_memory(check_uri(uri, TRACKING_SCHEMES, "tracking URI"), "tracking URI", DEFAULT_TRACKING_URI)
     except ValueError as err:
         raise ConfigError(redact(str(err), uri)) from None
+
+
+def _not_in_memory(url: str, what: str, example: str) -> str:
+    """Refuse an in-memory SQLite database: each connection gets an empty one, so the study is gone
+    as soon as it is written (and workers, reports and resumes could never see it)."""
+    if url.split("?", 1)[0].rstrip("/") in ("sqlite:", "sqlite:/", "sqlite:///:memory:") or ":memory:" in url \
+            or "mode=memory" in url:
+        raise ValueError(f"{what} {url!r} is an in-memory database: the study would be lost when the command "
+                         f"ends; use a file, e.g. {example}")
+    return url
 
 
 def heartbeat_seconds() -> tuple[int, int]:
@@ -85,9 +96,19 @@ def heartbeat_seconds() -> tuple[int, int]:
     raw = os.environ.get(HEARTBEAT_ENV, "").strip()
     if not raw:
         return DEFAULT_HEARTBEAT_SECONDS, 3 * DEFAULT_HEARTBEAT_SECONDS
-    if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(f"{HEARTBEAT_ENV}={raw!r}: use a whole number of seconds, at least 1")
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:  # "²".isdigit() is True, int("²") fails
+        raise ConfigError(f"{HEARTBEAT_ENV}={shown(raw)}: use a whole number of seconds, at least 1")
     return int(raw), 3 * int(raw)
+
+
+def threads_setting() -> int | None:
+    """`RNN_STUDY_THREADS`: TensorFlow CPU threads per process (None: TensorFlow's default)."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw or raw == "0":
+        return None
+    if not (raw.isascii() and raw.isdigit()):
+        raise ConfigError(f"{THREADS_ENV}={shown(raw)}: use a whole number of CPU threads, at least 1")
+    return int(raw)
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from study.samplers import make_pruner, make_sampler
 from study.scoring import best_per_value
 from study.stores import (
     StoreError, StudyLock, check_tracking_reachable, check_writable, heartbeat_seconds, mask_password, open_storage,
-    resolve_storage, resolve_tracking_uri, store_problem,
+    resolve_storage, resolve_tracking_uri, store_problem, threads_setting,
 )
 
 # Our own messages say what failed; Optuna's per-trial INFO/WARNING lines would repeat them.
@@ -250,7 +250,8 @@ def open_sweep(
         raise ConfigError(f"--trials must be at least 1 (got {target})")
     storage_url = resolve_storage(storage, config)
     tracking = resolve_tracking_uri(tracking_uri, config)
-    heartbeat_seconds()  # refuse a bad RNN_STUDY_HEARTBEAT_SECONDS before anything runs
+    heartbeat_seconds()  # refuse a bad RNN_STUDY_HEARTBEAT_SECONDS or RNN_STUDY_THREADS before anything runs
+    threads_setting()
     check_writable(storage_url, "storage")
     check_tracking_reachable(tracking)
     load_task(config.task)  # cached per process: a data error leaves nothing behind

@@ -30,6 +30,17 @@ logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 # Downloading a run's artifacts (models, configs for reports) would print a tqdm bar per file.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
+def client_for(tracking_uri: str) -> MlflowClient:
+    """An MLflow client that prints nothing of its own.
+
+    With a tracking server MLflow writes "View run NAME at: URL" to stdout whenever a run ends, the
+    URL with its password (`http://user:pw@host`); `study ui` prints the links this project shows.
+    Set for every client (and inherited by `--jobs` workers), so no caller can turn it back on.
+    """
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
 ROLE_TAG = "run_role"  # "parent" for the study run, "trial" for a trial run, "rerun" or "replicate"
 OWNER_TAG = "owner_process"  # host:pid:start time of the process that writes a run, to tell when it died
 RETRAIN_ROLES = ("rerun", "replicate")
@@ -42,7 +53,7 @@ class SweepTracker:
     def __init__(self, tracking_uri: str, experiment_name: str):
         prepare_local_store(tracking_uri)
         self.tracking_uri = tracking_uri
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.client = client_for(tracking_uri)
         self.experiment_id = self._experiment(experiment_name)
         self.parent_run_id: str | None = None
 
@@ -284,7 +295,7 @@ def experiment_links(tracking_uri: str, base_url: str) -> dict[str, str]:
 
     MLflow 3.17 opens an experiment on its GenAI overview; the runs table is at `#/experiments/<id>/runs`.
     """
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = client_for(tracking_uri)
     return {
         experiment.name: f"{base_url}/#/experiments/{experiment.experiment_id}/runs"
         for experiment in client.search_experiments()
@@ -296,13 +307,13 @@ def experiment_links(tracking_uri: str, base_url: str) -> dict[str, str]:
 
 
 def experiment_id(tracking_uri: str, study_name: str) -> str | None:
-    experiment = MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(study_name)
+    experiment = client_for(tracking_uri).get_experiment_by_name(study_name)
     return None if experiment is None else experiment.experiment_id
 
 
 def tracked_trial_numbers(tracking_uri: str, study_name: str) -> set[int]:
     """The trial numbers that have a trial run of `study_name` in MLflow (read only; none if no experiment)."""
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = client_for(tracking_uri)
     experiment = client.get_experiment_by_name(study_name)
     if experiment is None:
         return set()
@@ -315,7 +326,7 @@ def study_runs(tracking_uri: str, study_name: str) -> list[dict[str, Any]]:
     `study doctor`): run_id, role, status, state, trial_number, parent, deleted, owner, tags, metrics."""
     from mlflow.entities import ViewType
 
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = client_for(tracking_uri)
     experiment = client.get_experiment_by_name(study_name)
     if experiment is None:
         return []
@@ -343,7 +354,7 @@ def repair_run(tracking_uri: str, run_id: str, *, state: str | None = None, stat
                restore: bool = False) -> None:
     """Change what a run says (for `study doctor --repair`): restore a deleted run, set its state tag,
     reason, role, final metrics, and end it with `status`."""
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = client_for(tracking_uri)
     if restore:
         client.restore_run(run_id)
     tags = [RunTag(k, v) for k, v in (("state", state), ("fail_reason", reason), (ROLE_TAG, role)) if v is not None]
@@ -358,7 +369,7 @@ def repair_run(tracking_uri: str, run_id: str, *, state: str | None = None, stat
 def load_runs(tracking_uri: str, study_name: str, role: str = "trial") -> pd.DataFrame:
     """Every run of a study with `run_role` = role: one row each, columns run_id, status,
     start_time, end_time, `params.<name>`, `metrics.<name>` (last value) and `tags.<name>`."""
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = client_for(tracking_uri)
     found = experiment_id(tracking_uri, study_name)
     if found is None:
         return pd.DataFrame()
@@ -388,7 +399,7 @@ def _all_runs(client: MlflowClient, experiment: str, filter_string: str) -> list
 
 def load_histories(tracking_uri: str, run_ids: list[str], keys: list[str]) -> pd.DataFrame:
     """Per-epoch metric histories: columns run_id, key, epoch, value."""
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = client_for(tracking_uri)
     rows = [
         {"run_id": run_id, "key": key, "epoch": metric.step, "value": metric.value}
         for run_id in run_ids
@@ -400,10 +411,10 @@ def load_histories(tracking_uri: str, run_ids: list[str], keys: list[str]) -> pd
 
 def download_artifact(tracking_uri: str, run_id: str, path: str, destination: str | Path) -> Path:
     """Copy one artifact of a run (e.g. `model.keras`, `trial.json`) into `destination`."""
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = client_for(tracking_uri)
     return Path(client.download_artifacts(run_id, path, dst_path=str(destination)))
 
 
 def log_folder(tracking_uri: str, run_id: str, folder: str | Path, artifact_path: str) -> None:
     """Attach every file of `folder` to a run (e.g. a generated report on the study's parent run)."""
-    MlflowClient(tracking_uri=tracking_uri).log_artifacts(run_id, str(folder), artifact_path)
+    client_for(tracking_uri).log_artifacts(run_id, str(folder), artifact_path)

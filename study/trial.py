@@ -13,7 +13,6 @@ import contextlib
 import functools
 import gc
 import math
-import os
 import statistics
 import time
 import traceback
@@ -24,7 +23,7 @@ import keras
 import numpy as np
 import optuna
 
-from study.config import HYPERPARAMETERS, THREADS_ENV, SweepConfig
+from study.config import HYPERPARAMETERS, SweepConfig
 from study.data import TaskData
 from study.models import ModelSpec, build_model, cudnn_eligible, resolve_jit_compile, units_for_budget
 from study.progress import SilentReporter, SweepReporter
@@ -87,7 +86,9 @@ def configure_threads(threads: int | None) -> int | None:
     import tensorflow as tf
 
     if threads is None:
-        threads = int(os.environ.get(THREADS_ENV, "0")) or None
+        from study.stores import threads_setting
+
+        threads = threads_setting()  # RNN_STUDY_THREADS, checked before the sweep started
     if threads is not None:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(threads)

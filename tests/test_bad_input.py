@@ -62,6 +62,53 @@ def _mnist(folder: Path, writer: Callable[[Path], None]) -> Path:
     return _file(f"name: m\ntask: {{name: mnist, path: '{data}'}}\ntrials: 1\nepochs: 1\n")(folder)
 
 
+def _fifo(folder: Path) -> Path:
+    os.mkfifo(folder / "sweep.yaml")  # opening it would block forever
+    return folder / "sweep.yaml"
+
+
+def _dataset_fifo(folder: Path) -> Path:
+    os.mkfifo(folder / "data.npz")
+    return _file(f"name: m\ntask: {{name: mnist, path: '{folder / 'data.npz'}'}}\ntrials: 1\nepochs: 1\n")(folder)
+
+
+def _pickle_bomb(path: Path) -> None:
+    import io
+    import zipfile
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {path.parent / 'pwned'}",))
+
+    stream = io.BytesIO()
+    np.lib.format.write_array(stream, np.array([Payload()], dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        for key in ("x_train", "y_train", "x_test", "y_test"):
+            archive.writestr(f"{key}.npy", stream.getvalue())
+
+
+def _garbage_pickle(path: Path) -> None:
+    import io
+    import zipfile
+
+    stream = io.BytesIO()
+    np.lib.format.write_array_header_1_0(stream, {"descr": "|O", "fortran_order": False, "shape": (3,)})
+    with zipfile.ZipFile(path, "w") as archive:
+        for key in ("x_train", "y_train", "x_test", "y_test"):
+            archive.writestr(f"{key}.npy", stream.getvalue() + b"\xff garbage" + bytes(range(256)))
+
+
+def _imdb(folder: Path, writer: Callable[[Path], None]) -> Path:
+    writer(folder / "imdb.npz")
+    return _file(f"name: i\ntask: {{name: imdb, path: '{folder / 'imdb.npz'}'}}\ntrials: 1\nepochs: 1\n")(folder)
+
+
+# ~500 bytes whose aliases expand to 10**9 list items ("billion laughs") once anything walks them,
+# as a repr of the value in an error message did (8.5 GiB).
+ALIAS_BOMB = OK + "space:\n  cell:\n    choices:\n    - &a0 [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
+    f"    - &a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]\n" for i in range(1, 9))
+
+
 def _wrong_shapes(path: Path) -> None:
     arrays = {k: v for k, v in np.load(write_mnist_npz(path)).items()}
     np.savez(path, **{**arrays, "x_train": arrays["x_train"].reshape(len(arrays["x_train"]), 784)})
@@ -95,6 +142,32 @@ CASES = [
     Case("heartbeat-not-a-number", lambda d: ["sweep", _file(OK)(d)],
          "RNN_STUDY_HEARTBEAT_SECONDS='soon': use a whole number of seconds, at least 1",
          env={"RNN_STUDY_HEARTBEAT_SECONDS": "soon"}),
+    Case("heartbeat-not-ascii-digits", lambda d: ["sweep", _file(OK)(d)],
+         "RNN_STUDY_HEARTBEAT_SECONDS='²': use a whole number of seconds, at least 1",
+         env={"RNN_STUDY_HEARTBEAT_SECONDS": "²"}),
+    Case("threads-not-a-number", lambda d: ["sweep", _file(OK)(d)],
+         "RNN_STUDY_THREADS='abc': use a whole number of CPU threads, at least 1", env={"RNN_STUDY_THREADS": "abc"}),
+    Case("sweep-file-not-a-plain-file", lambda d: ["sweep", _fifo(d)],
+         "sweep.yaml: is a FIFO (named pipe), not a sweep file; a sweep file is a plain YAML file"),
+    Case("sweep-file-is-a-device", lambda d: ["sweep", "/dev/zero"],
+         "/dev/zero: is a character device, not a sweep file"),
+    Case("sweep-file-too-large", lambda d: ["sweep", _file(OK + "configurations:\n" + "- {cell: GRU}\n" * 90_000)(d)],
+         "sweep.yaml: larger than 1024 KiB; a sweep file is short"),
+    Case("yaml-alias", lambda d: ["sweep", _file(ALIAS_BOMB)(d)],
+         "sweep.yaml: malformed YAML at line 9, column 12: aliases (*a0) are not allowed in sweep files; "
+         "write the value out"),
+    Case("sweep-file-name-with-markup", lambda d: ["sweep", "nope[/].yaml"], "nope[/].yaml: no such sweep file"),
+    Case("storage-in-memory", lambda d: ["sweep", _file(OK)(d), "--storage", "sqlite://"],
+         "storage 'sqlite://' is an in-memory database: the study would be lost when the command ends; "
+         "use a file, e.g. sqlite:///mlruns/optuna.db"),
+    Case("tracking-in-memory", lambda d: ["sweep", _file(OK)(d), "--tracking-uri", "sqlite:///:memory:"],
+         "tracking URI 'sqlite:///:memory:' is an in-memory database"),
+    Case("dataset-not-a-plain-file", lambda d: ["sweep", _dataset_fifo(d)],
+         "data.npz: is a FIFO (named pipe); a dataset is a plain file (or a folder of IDX files)"),
+    Case("dataset-unsafe-pickle", lambda d: ["sweep", _imdb(d, _pickle_bomb)],
+         "imdb.npz: not a readable Keras-format .npz file (UnpicklingError: refused to load posix.system"),
+    Case("dataset-garbage-pickle", lambda d: ["sweep", _imdb(d, _garbage_pickle)],
+         "imdb.npz: not a readable Keras-format .npz file ("),
 ]
 
 
@@ -107,7 +180,7 @@ def test_bad_input_is_refused_in_one_line_before_anything_is_written(case, tmp_p
     result = runner.invoke(app, [str(a) for a in case.args(tmp_path)])
     assert result.exit_code == 2, result.output
     assert_one_line_error(result.output, case.expected)
-    assert not (tmp_path / "mlruns").exists()
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "pwned").exists()
     assert time.monotonic() - started < 60  # refused, not retried for minutes
 
 
@@ -428,3 +501,19 @@ def _yaml_ok(text: str) -> bool:
         return True
     except yaml.YAMLError:
         return False
+
+
+def test_mlflow_never_prints_its_view_run_lines_with_the_tracking_password(monkeypatch, capfd):
+    # On a tracking server MLflow writes "View run NAME at: http://user:pw@host/..." as each run ends.
+    from types import SimpleNamespace
+
+    from study.tracking import client_for
+
+    monkeypatch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "false")
+    client = client_for(f"http://study:{SECRET}@127.0.0.1:1")
+    service = client._tracking_client
+    run = SimpleNamespace(info=SimpleNamespace(experiment_id="1", run_name="trial-0000"), data=SimpleNamespace(tags={}))
+    monkeypatch.setattr(service.store, "get_run", lambda run_id: run)
+    service._log_url("0" * 32)  # what MLflow calls when a run ends (set_terminated)
+    printed = capfd.readouterr()
+    assert SECRET not in printed.out + printed.err and "View run" not in printed.out

@@ -99,6 +99,10 @@ def test_sweep_then_list_then_show(tiny_sweep, stores, tmp_path, monkeypatch, sc
     resumed = invoke("sweep", path, *flags)
     assert resumed.exit_code == 0 and "this run started 0" in resumed.output
 
+    nowhere = invoke("show", name, "--storage", stores["storage"], "--csv", tmp_path / "no" / "such" / "t.csv")
+    assert nowhere.exit_code == 2 and "Traceback" not in nowhere.output and nowhere.exception.__class__ is SystemExit
+    assert "error: --csv " in nowhere.output and "no/such/t.csv: cannot write it" in nowhere.output
+
 
 def unique_name_from(path: Path) -> str:
     return path.stem

@@ -311,3 +311,58 @@ def test_mnist_uses_the_keras_cache(tmp_path, empty_keras_home, offline):
 def test_imdb_offline_without_cache_says_how_to_fix(offline, empty_keras_home):
     with pytest.raises(DataError, match="IMDB is not available offline"):
         load_task(ImdbTask(name="imdb", maxlen=7))
+
+
+def test_a_crafted_imdb_pickle_never_runs_and_garbage_is_one_data_error(tmp_path):
+    # imdb.npz holds ragged object arrays (a pickle stream): nothing but plain data may come out.
+    import io
+    import os
+    import zipfile
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    stream = io.BytesIO()
+    np.lib.format.write_array(stream, np.array([Payload()], dtype=object), allow_pickle=True)
+    crafted = tmp_path / "crafted.npz"
+    with zipfile.ZipFile(crafted, "w") as archive:
+        for key in ("x_train", "y_train", "x_test", "y_test"):
+            archive.writestr(f"{key}.npy", stream.getvalue())
+    with pytest.raises(DataError, match=r"crafted.npz: not a readable .* refused to load posix.system"):
+        load_task(ImdbTask(name="imdb", path=str(crafted)))
+    assert not marker.exists()
+
+    garbage = tmp_path / "garbage.npz"
+    with zipfile.ZipFile(garbage, "w") as archive:
+        archive.writestr("x_train.npy", stream.getvalue()[:90] + bytes(range(256)))
+    with pytest.raises(DataError, match="garbage.npz: not a readable Keras-format .npz file") as refused:
+        load_task(ImdbTask(name="imdb", path=str(garbage)))
+    assert "\n" not in str(refused.value) and len(str(refused.value)) < 500
+
+    # A real imdb.npz reads as NumPy's own pickle loader reads it.
+    from study.data import _read_npz
+
+    write_imdb_npz(tmp_path / "imdb.npz")
+    mine = _read_npz(tmp_path / "imdb.npz", allow_objects=True)
+    theirs = np.load(tmp_path / "imdb.npz", allow_pickle=True)
+    for key in theirs.files:
+        assert [list(x) if isinstance(x, list) else x for x in mine[key]] == list(theirs[key]), key
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_dataset_path_that_is_not_a_plain_file_is_refused_at_once(kind, tmp_path):
+    import os
+
+    if kind == "fifo":
+        path = tmp_path / "data.npz"
+        os.mkfifo(path)  # opening it would block forever
+    else:
+        path = Path("/dev/zero")  # reading it would never end
+    started = time.monotonic()
+    for task in (MnistTask(name="mnist", path=str(path)), ImdbTask(name="imdb", path=str(path))):
+        with pytest.raises(DataError, match=r"is a (FIFO \(named pipe\)|character device); a dataset is a plain file"):
+            load_task(task)
+    assert time.monotonic() - started < 5
