@@ -12,6 +12,7 @@ so a report can always be re-run. It is logged back to the study's parent run. `
 
 from __future__ import annotations
 
+import base64
 import html
 import math
 import os
@@ -374,7 +375,7 @@ class _Builder:
                         self.figures.append((drawn.stem, drawn.title, drawn.caption))
             self.say("writing report.md and report.html")
             blocks = self._page()
-            for name, text in (("report.md", render_markdown(blocks)), ("report.html", render_html(blocks))):
+            for name, text in (("report.md", render_markdown(blocks)), ("report.html", render_html(blocks, stage))):
                 (stage / name).write_text(text)
                 written.append(stage / name)
             self.files = self._publish(stage, written)
@@ -703,8 +704,9 @@ HTML_PAGE = """<!DOCTYPE html>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; line-height: 1.45; }}
 img {{ max-width: 100%; }} code {{ background: #f3f3f3; padding: 0 .2em; }}
-table {{ border-collapse: collapse; font-size: .9em; margin: 1em 0; display: block; overflow-x: auto; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: .25em .6em; text-align: right; white-space: nowrap; }}
+table {{ border-collapse: collapse; font-size: .82em; margin: 1em 0; display: block; overflow-x: auto; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: .2em .4em; text-align: right; }}
+th {{ white-space: normal; overflow-wrap: anywhere; vertical-align: bottom; }} td {{ white-space: nowrap; }}
 th {{ border-bottom: 2px solid #999; }}
 </style></head><body>
 {body}
@@ -728,7 +730,9 @@ def render_markdown(blocks: list[tuple]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def render_html(blocks: list[tuple]) -> str:
+def render_html(blocks: list[tuple], folder: Path | None = None) -> str:
+    """The page as one HTML file; with `folder`, its figures embedded (data: URLs), so the page shows
+    them wherever it is opened: a browser, MLflow's artifact viewer, an e-mail attachment."""
     body = []
     for kind, *payload in blocks:
         if kind in ("h1", "h2", "h3"):
@@ -738,11 +742,19 @@ def render_html(blocks: list[tuple]) -> str:
         elif kind == "ul":
             body.append("<ul>" + "".join(f"<li>{_inline_html(item)}</li>" for item in payload[0]) + "</ul>")
         elif kind == "img":
-            body.append(f'<figure><img src="{html.escape(payload[0])}" alt="{html.escape(payload[1])}"></figure>')
+            body.append(f'<figure><img src="{_embedded(folder, payload[0])}" alt="{html.escape(payload[1])}"></figure>')
         elif kind == "table":
             body.append(payload[0].to_html(index=False, border=0, escape=True))
     title = next(payload[0] for kind, *payload in blocks if kind == "h1")
     return HTML_PAGE.format(title=html.escape(title), body="\n".join(body))
+
+
+def _embedded(folder: Path | None, link: str) -> str:
+    path = folder / link if folder is not None else None
+    if path is None or not path.is_file():
+        return html.escape(link)
+    kind = {"svg": "svg+xml", "jpg": "jpeg"}.get(path.suffix.lstrip("."), path.suffix.lstrip("."))
+    return f"data:image/{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
 def _inline_html(text: str) -> str:

@@ -83,7 +83,7 @@ def build_across_report(
                               out / "figures", "iqm", tuple(formats))
         files += figures.save(figures.improvement_plot(improvement), out / "figures", "improvement", tuple(formats))
     blocks = _page(studies, by, tasks, table, ranked, iqms, improvement, verdict, formats)
-    for name, text in (("report.md", render_markdown(blocks)), ("report.html", render_html(blocks))):
+    for name, text in (("report.md", render_markdown(blocks)), ("report.html", render_html(blocks, out))):
         (out / name).write_text(text)
         files.append(out / name)
     return AcrossResult(out, files, verdict, studies, table, ranked, iqms, improvement)

@@ -7,6 +7,8 @@ models), draw it with `study.figures`, and caption it, or say in `warnings` why 
 
 from __future__ import annotations
 
+import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,6 +229,10 @@ def task_figure(data: ReportData, max_models: int = 4) -> Drawn | None:
 
 def predict_best(tracking_uri: str, run_ids: list[str], x: np.ndarray) -> list[np.ndarray | None]:
     """Each run's logged best-epoch model (`model.keras`) applied to `x`; None where none was logged."""
+    if "tensorflow" not in sys.modules:
+        # Loading a saved model makes TensorFlow's graph optimizer log harmless "E0000 ... failed"
+        # lines that read like a crash; only a report loads models, so it silences them.
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     import keras  # TensorFlow takes seconds to load: only this figure pays for it
 
     predictions: list[np.ndarray | None] = []
