@@ -132,7 +132,7 @@ def _log_x(ax, counts: bool = False) -> None:
     low, high = ax.get_xlim()
     decades = math.log10(high / low) if low > 0 else 1.0
     # About five labels whatever the span: a panel is only ~4 inches wide.
-    subs = (1.0,) if decades > 3.5 else (1.0, 3.0) if decades > 1.2 else (1.0, 2.0, 5.0) if decades > 0.5 \
+    subs = (1.0,) if decades > 3.5 else (1.0, 3.0) if decades > 2 else (1.0, 2.0, 5.0) if decades > 0.5 \
         else tuple(range(1, 10))
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _count_text(value) if counts else _short(value)))
@@ -330,8 +330,9 @@ def objective_vs_params(
     return fig
 
 
-def cost(trials: pd.DataFrame, score: str, score_label: str) -> Figure:
-    """The score against model size and training time: what each cell's accuracy costs."""
+def cost(trials: pd.DataFrame, score: str, score_label: str, maximize: bool = True) -> Figure:
+    """The score against model size and training time: what each cell's accuracy costs, with the
+    Pareto front of size (the best score reached at or below each size) as a grey step line."""
     fig = Figure(figsize=(12.5, 4.8), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     done = _completed(trials, score).astype({"param_count": float})
@@ -343,6 +344,13 @@ def cost(trials: pd.DataFrame, score: str, score_label: str) -> Figure:
         spread = values.max() / values.min() if len(values) and values.min() > 0 else 1
         if x == "param_count" or spread > 30:
             _log_x(ax, counts=x == "param_count")
+        if x == "param_count" and len(done) > 1:
+            ordered = done.sort_values([x, score], ascending=[True, not maximize])
+            running = ordered[score].cummax() if maximize else ordered[score].cummin()
+            front = ordered[ordered[score] == running].drop_duplicates(subset=[score])
+            ax.step(front[x], front[score], where="post", color=NEUTRAL, lw=1.2, ls="--", zorder=1,
+                    label="Pareto front (best score at or below this size)")
+            ax.legend(loc="best", frameon=False, fontsize=9)
         ax.set_xlabel(label(x) if x == "param_count" or spread <= 30 else "training time (s, log scale)")
         ax.set_ylabel(score_label)
     axes[0].set_title("against model size")

@@ -162,9 +162,10 @@ def cost_figure(data: ReportData) -> Drawn | None:
         return None
     return Drawn("cost", "Score against model size and training time", (
         "The score of every completed trial against its parameter count and its training time (all epochs, on "
-        "the machine that ran it). Equal units are not equal size: an LSTM has about 4× and a GRU 3× the "
-        "recurrent weights of a SimpleRNN."),
-        cost(data.trials, data.score, data.score_label))
+        "the machine that ran it). The dashed step line is the Pareto front of size: the best score any trial "
+        "reached at or below each parameter count. Equal units are not equal size: an LSTM has about 4× and a "
+        "GRU 3× the recurrent weights of a SimpleRNN."),
+        cost(data.trials, data.score, data.score_label, data.maximize))
 
 
 def importance_figure(data: ReportData) -> Drawn | None:
