@@ -50,6 +50,7 @@ class TaskData:
     num_classes: int | None
     vocab_size: int | None
     description: str
+    warnings: tuple[str, ...] = ()  # what a sweep should say before it starts (e.g. an empty test set)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -256,10 +257,21 @@ def _task_data(task, xs, ys, shown: str, num_classes: int | None = None, vocab_s
     label_type = np.float32 if task.kind == "regression" else np.int32
     (x_train, x_val, x_test), (y_train, y_val, y_test) = xs, [y.astype(label_type) for y in ys]
     counts = f"{len(x_train)} train / {len(x_val)} val / {len(x_test)} test"
+    classes = num_classes or (2 if task.kind == "binary" else None)
+    for split, y in (("train", y_train), ("validation", y_val), ("test", y_test)):
+        # Checked here, once, for every task: out of range, Keras fails every trial mid-training
+        # with "Graph execution error".
+        if classes is not None and len(y) and (y.min() < 0 or y.max() >= classes):
+            raise DataError(f"task {task.name}: {split} labels must be 0..{classes - 1}; found {y.min()}..{y.max()}")
+    for split, x in (("train", x_train), ("validation", x_val)):
+        if not len(x):
+            raise DataError(f"task {task.name}: the {split} set is empty ({counts}); give it more examples")
+    warnings = () if len(x_test) else (
+        f"task {task.name}: the test set is empty ({counts}), so trials have no test metrics",)
     return TaskData(
         name=task.name, kind=task.kind, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
         x_test=x_test, y_test=y_test, num_classes=num_classes, vocab_size=vocab_size,
-        description=f"{task.name}: {shown}; {counts}",
+        description=f"{task.name}: {shown}; {counts}", warnings=warnings,
     )
 
 

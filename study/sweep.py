@@ -254,8 +254,8 @@ def open_sweep(
     threads_setting()
     check_writable(storage_url, "storage")
     check_tracking_reachable(tracking)
-    load_task(config.task)  # cached per process: a data error leaves nothing behind
-    notes: list[str] = []
+    data = load_task(config.task)  # cached per process: a data error leaves nothing behind
+    notes: list[str] = list(data.warnings)
     stale: list[int] = []
     rdb = open_storage(storage_url, on_stale_trial=lambda study, trial: stale.append(trial.number))
     versions = package_versions()

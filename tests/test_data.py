@@ -366,3 +366,16 @@ def test_a_dataset_path_that_is_not_a_plain_file_is_refused_at_once(kind, tmp_pa
         with pytest.raises(DataError, match=r"is a (FIFO \(named pipe\)|character device); a dataset is a plain file"):
             load_task(task)
     assert time.monotonic() - started < 5
+
+
+def test_labels_out_of_range_are_refused_when_the_data_loads_and_an_empty_test_set_is_warned(tmp_path):
+    # Labels of -1 used to train and then fail every trial with "Graph execution error".
+    arrays = write_mnist_npz(tmp_path / "mnist.npz")
+    np.savez(tmp_path / "negative.npz", **{**arrays, "y_train": arrays["y_train"].astype(np.int8) - 1})
+    with pytest.raises(DataError, match=r"task mnist: (train|validation) labels must be 0..9; found -1..8"):
+        load_task(MnistTask(name="mnist", path=str(tmp_path / "negative.npz")))
+
+    np.savez(tmp_path / "no-test.npz", **{**arrays, "x_test": arrays["x_test"][:0], "y_test": arrays["y_test"][:0]})
+    data = load_task(MnistTask(name="mnist", path=str(tmp_path / "no-test.npz")))
+    assert data.warnings == ("task mnist: the test set is empty (45 train / 5 val / 0 test), so trials have no "
+                             "test metrics",)
