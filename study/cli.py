@@ -120,7 +120,7 @@ def sweep(
 ) -> None:
     """Run a sweep, or resume it: finished trials are kept and the study continues to its target."""
     from study.data import DataError
-    from study.stores import StudyNotFound, mask_password
+    from study.stores import StoreFailed, StudyNotFound, mask_password
     from study.sweep import run_sweep
     from study.workers import graceful_interrupts
 
@@ -139,6 +139,8 @@ def sweep(
                 result, failed_workers = _sweep_with_workers(loaded, jobs, trials, storage, tracking_uri)
     except (ConfigError, DataError, StudyNotFound) as err:
         raise fail(str(err))
+    except StoreFailed as err:
+        raise fail(str(err), code=1)
     except KeyboardInterrupt:
         raise fail(f"interrupted; finished trials are saved. Resume with: {resume}", code=130)
 
@@ -211,15 +213,17 @@ def worker(
     """Join a shared sweep as one worker (any machine): run trials until the study has its target."""
     from study.data import DataError
     from study.progress import LineReporter
-    from study.stores import StudyNotFound
+    from study.stores import StoreFailed, StudyNotFound
     from study.sweep import run_sweep
-    from study.workers import PARENT_GO_ENV, graceful_interrupts, prepare_then_wait_for_parent
+    from study.workers import PARENT_GO_ENV, graceful_interrupts, prepare_then_wait_for_parent, stop_with_parent
 
     try:
         loaded = load_sweep(file)
         config = loaded.config
-        if os.environ.get(PARENT_GO_ENV) and not prepare_then_wait_for_parent(loaded):
-            return  # started by `study sweep --jobs N`, which stopped first or needs no more workers
+        if os.environ.get(PARENT_GO_ENV):
+            if not prepare_then_wait_for_parent(loaded):
+                return  # started by `study sweep --jobs N`, which stopped first or needs no more workers
+            stop_with_parent()  # never an orphan training on after `study sweep --jobs N` was killed
         reporter = LineReporter(list(config.searched), config.objective.metric,
                                 write=lambda line: console.print(line, highlight=False, markup=False))
         with graceful_interrupts(say=lambda text: errors.print(text, highlight=False)):
@@ -227,6 +231,8 @@ def worker(
                                replicate=False)  # `study sweep` replicates, once, not every worker
     except (ConfigError, DataError, StudyNotFound) as err:
         raise fail(str(err))
+    except StoreFailed as err:
+        raise fail(str(err), code=1)
     except KeyboardInterrupt:
         raise fail(f"interrupted; finished trials are saved. Resume with: study worker {file}", code=130)
     _print_outcome(result, f"this worker ran {result.started}")
@@ -433,6 +439,25 @@ def _print_report(result) -> None:
 
 
 @app.command()
+def history(
+    study_name: str = typer.Argument(..., metavar="STUDY", help="study name (the sweep file's `name`)"),
+    csv: Path = typer.Option(..., "--csv", help="write the table to this CSV file"),
+    tracking_uri: Optional[str] = TrackingOption,
+) -> None:
+    """Every trial's per-epoch metrics as one tidy CSV (study, trial, cell, epoch, each metric)."""
+    from study.report import ReportError, epoch_history
+
+    try:
+        table = epoch_history(study_name, tracking_uri)
+        table.to_csv(csv, index=False)
+    except ReportError as err:
+        raise fail(str(err))
+    except OSError as err:
+        raise fail(f"cannot write {csv}: {err.strerror or err}")
+    console.print(f"wrote {len(table)} rows ({table['trial'].nunique()} trials) to {csv}")
+
+
+@app.command()
 def suite(
     file: Path = typer.Argument(..., help="suite file, e.g. sweeps/suites/offline.yaml"),
     out: Optional[Path] = typer.Option(None, "--out", help="cross-task page folder (default reports/<suite name>)"),
@@ -559,6 +584,7 @@ def ui(
     """Open the MLflow UI on this project's tracking store (bound to 127.0.0.1 by default)."""
     from study.stores import mask_password, resolve_tracking_uri, sqlite_path
     from study.tracking import experiment_links
+    from study.workers import guard_process_group
 
     try:
         uri = resolve_tracking_uri(tracking_uri)
@@ -578,6 +604,7 @@ def ui(
     # The MLflow server starts worker processes of its own: run it in its own process group and
     # stop the whole group on Ctrl-C or SIGTERM, so no server is left behind.
     server = subprocess.Popen(command, start_new_session=True)
+    guard_process_group(server.pid)  # kill -9 of `study ui` stops the server and its workers too
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         code = server.wait()

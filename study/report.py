@@ -90,6 +90,28 @@ def load_trials(study_name: str, tracking_uri: str | None = None) -> pd.DataFram
     return _trials_frame(runs)
 
 
+EPOCH_METRICS = ("loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae")
+
+
+def epoch_history(study_name: str, tracking_uri: str | None = None) -> pd.DataFrame:
+    """Every trial's per-epoch metrics as one tidy DataFrame, for your own notebooks and plots:
+    one row per (trial, epoch) with study, trial, cell, units, depth, state, epoch (from 1) and a
+    column per logged metric (loss, val_loss, and accuracy / val_accuracy or mae / val_mae).
+
+        from study.report import epoch_history
+        epoch_history("quick")   # `study history quick --csv history.csv` writes the same table
+    """
+    trials = load_trials(study_name, tracking_uri)
+    uri = resolve_tracking_uri(tracking_uri)
+    long = tracking.load_histories(uri, list(trials["run_id"]), list(EPOCH_METRICS))
+    wide = long.pivot_table(index=["run_id", "epoch"], columns="key", values="value", aggfunc="last").reset_index()
+    described = [c for c in ("trial", "cell", "units", "depth", "state", "run_id") if c in trials]
+    table = trials[described].merge(wide, on="run_id").drop(columns="run_id")
+    metrics = [m for m in EPOCH_METRICS if m in table]
+    table = table.assign(study=study_name)[["study", *[c for c in described if c != "run_id"], "epoch", *metrics]]
+    return table.astype({"epoch": int}).sort_values(["trial", "epoch"]).reset_index(drop=True)
+
+
 def _require_store(uri: str) -> None:
     # Opening a missing SQLite file would create an empty store: a report must write nothing.
     path = tracking.sqlite_path(uri)

@@ -325,3 +325,24 @@ def test_a_report_that_fails_half_way_leaves_the_previous_one_whole(filled, tmp_
     page = (out / "report.md").read_text()
     for link in pd.Series(page).str.extractall(r"\]\(([^)]+)\)")[0]:
         assert (out / link).is_file(), link
+
+
+def test_epoch_history_is_one_tidy_row_per_trial_and_epoch(digits, tmp_path):
+    from typer.testing import CliRunner
+
+    from study.cli import app
+    from study.report import epoch_history
+
+    history = epoch_history("report-digits", digits["tracking_uri"])
+    assert list(history.columns) == ["study", "trial", "cell", "units", "depth", "state", "epoch", "loss",
+                                     "val_loss", "accuracy", "val_accuracy"]
+    assert len(history) == 6 * 2 and set(history["epoch"]) == {1, 2}
+    trials = load_trials("report-digits", digits["tracking_uri"]).set_index("trial")
+    best = history.groupby("trial")["val_accuracy"].max()
+    assert best.to_dict() == pytest.approx(trials["best_val_accuracy"].to_dict())  # the score is the best epoch
+
+    path = tmp_path / "history.csv"
+    out = CliRunner().invoke(app, ["history", "report-digits", "--csv", str(path), "--tracking-uri",
+                                   digits["tracking_uri"]])
+    assert out.exit_code == 0, out.output
+    pd.testing.assert_frame_equal(pd.read_csv(path), history, check_dtype=False)
