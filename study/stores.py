@@ -59,6 +59,32 @@ class StoreError(ConfigError):
     """A storage or tracking URL that cannot be used: unreachable, read-only, or without its driver."""
 
 
+class StoreFailed(Exception):
+    """A store that stopped working while a sweep ran (a full disk, a server gone); the message says
+    which and how to resume. Finished trials are kept."""
+
+
+def mask_passwords_in(text: str) -> str:
+    """`text` with the password of any `scheme://user:password@host` in it masked (error messages
+    of database drivers and MLflow quote the URL they failed on)."""
+    return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
+
+
+def store_failure(err: BaseException) -> str | None:
+    """One line saying which store stopped working, if `err` (or what caused it) is a store's failure."""
+    seen = 0
+    while err is not None and seen < 10:
+        text = " ".join(str(getattr(err, "orig", None) or err).split("(Background on this error")[0].split())
+        full = "disk is full" in text or getattr(err, "errno", None) == 28
+        if full or isinstance(err, sqlalchemy.exc.SQLAlchemyError) or type(err).__name__ in (
+                "MlflowException", "RestException", "ConnectionError", "MaxRetryError"):
+            hint = " (the disk is full: free some space)" if full else ""
+            return mask_passwords_in(f"a store stopped working while the sweep ran: {text[:300]}{hint}; finished "
+                                     "trials are kept: run the same command again to resume once it works")
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return None
+
+
 def resolve_storage(flag: str | None = None, config: SweepConfig | None = None) -> str:
     """Flag, then environment, then sweep file, then the embedded default."""
     url = flag or os.environ.get(STORAGE_ENV) or (config.storage if config else None) or DEFAULT_STORAGE

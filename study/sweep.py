@@ -17,6 +17,7 @@ as KILLED.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import warnings
@@ -37,7 +38,7 @@ from study.samplers import make_pruner, make_sampler
 from study.scoring import best_per_value
 from study.stores import (
     StoreError, StudyLock, check_tracking_reachable, check_writable, heartbeat_seconds, mask_password, open_storage,
-    resolve_storage, resolve_tracking_uri, store_problem, threads_setting,
+    resolve_storage, resolve_tracking_uri, store_failure, store_problem, threads_setting, StoreFailed,
 )
 
 # Our own messages say what failed; Optuna's per-trial INFO/WARNING lines would repeat them.
@@ -351,7 +352,7 @@ def run_sweep(
     config = opened.config
     reporter = GuardedReporter(reporter or SilentReporter())  # a failed print never fails a trial
     streak = _FailureStreak(config.max_consecutive_failures)
-    interrupted = False
+    completed = False
     started = 0
     try:
         from study.trial import Objective, configure_threads, long_lived_objects_frozen
@@ -368,12 +369,15 @@ def run_sweep(
         )
         with long_lived_objects_frozen():
             started = _run_until_target(opened, objective, streak, reporter)
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
+        completed = True
     finally:
-        opened.close_orphaned_runs(always=True)  # also a run this process could not close itself
-        counts = opened.close(finished=not interrupted)
+        try:
+            opened.close_orphaned_runs(always=True)  # also a run this process could not close itself
+            counts = opened.close(finished=completed)
+        except Exception as err:  # noqa: BLE001 - the stores themselves failed
+            if completed:
+                raise StoreFailed(store_failure(err) or f"cannot record the end of the sweep: {err}") from None
+            # else what stopped the sweep is already on its way up (a store failed, Ctrl-C): keep it
     result = opened.result(started, counts, streak.stopped_reason)
     if replicate:
         replicate_if_asked(result, config, reporter)
@@ -428,12 +432,20 @@ def _run_until_target(opened: OpenSweep, objective, streak: _FailureStreak, repo
                 try:
                     # No gc_after_trial: Keras' clear_session() collects before the next model anyway.
                     study.optimize(claimed, n_trials=1, catch=(Exception,), callbacks=[streak])
-                except Exception:
+                except Exception as err:
                     # "Cannot tell a FAIL trial": another process failed it while this one was stopped.
                     if objective.outcome is None or not objective.outcome.taken_over:
-                        raise
+                        failed = store_failure(err)  # Optuna's store: a full disk, a database gone
+                        if failed is None:
+                            raise
+                        raise StoreFailed(failed) from None
                 finally:
-                    _report_trial(opened, objective.outcome, reporter)
+                    with contextlib.suppress(Exception):  # the stores may be what failed
+                        _report_trial(opened, objective.outcome, reporter)
+                if objective.outcome is not None and objective.outcome.tracking_failed:
+                    raise StoreFailed(f"the tracking store {mask_password(opened.tracking_uri)} failed: "
+                                      f"{objective.outcome.reason}; finished trials are kept: run the same "
+                                      "command again to resume once it works")
                 continue
         finally:
             lock.release()

@@ -27,6 +27,7 @@ from study.config import HYPERPARAMETERS, SweepConfig
 from study.data import TaskData
 from study.models import ModelSpec, build_model, cudnn_eligible, resolve_jit_compile, units_for_budget
 from study.progress import SilentReporter, SweepReporter
+from study.stores import mask_passwords_in, store_failure
 from study.tracking import SweepTracker, TrialRun
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -254,10 +255,31 @@ class TrialOutcome:
     value: float | None
     reason: str | None
     taken_over: bool = False  # another process had failed the trial already (see TAKEN_OVER)
+    tracking_failed: bool = False  # MLflow failed: the sweep stops (see TrackingFailed)
+
+
+class TrackingFailed(Exception):
+    """The tracking store failed while this trial ran (a server gone, a full disk): the sweep stops,
+    since every further trial would fail the same way."""
 
 
 class TrialTakenOver(Exception):
     """The Optuna trial this process runs is no longer RUNNING: another process failed it."""
+
+
+@contextlib.contextmanager
+def _tracking() -> Iterator[None]:
+    """Writes to MLflow: a failure of the tracking store itself becomes TrackingFailed.
+
+    A model that cannot be saved (a Keras error) is the trial's own failure; what MLflow and its
+    transport raise (a server gone, a full disk under its database) would fail every trial alike.
+    """
+    try:
+        yield
+    except Exception as err:
+        if store_failure(err) is None:
+            raise
+        raise TrackingFailed(failure_reason(err)) from err
 
 
 def _still_claimed(trial: optuna.Trial) -> bool:
@@ -303,15 +325,18 @@ class Objective:
         self.reporter.trial_started(trial.number, params, config.epochs)
         run = None
         try:
-            run = self.tracker.start_trial(
-                trial.number,
-                params={**params, **fixed_settings(config)},
-                tags={**self.run_tags, "cell": params["cell"], "seed": seed, "cudnn_eligible": cudnn_eligible(params)},
-            )
+            with _tracking():
+                run = self.tracker.start_trial(
+                    trial.number,
+                    params={**params, **fixed_settings(config)},
+                    tags={**self.run_tags, "cell": params["cell"], "seed": seed,
+                          "cudnn_eligible": cudnn_eligible(params)},
+                )
             trial.set_user_attr("mlflow_run_id", run.run_id)
 
             def on_epoch(epoch: int, logs: dict[str, float]) -> None:
-                run.log_epoch(epoch, logs)
+                with _tracking():
+                    run.log_epoch(epoch, logs)
                 self.reporter.epoch_ended(trial.number, epoch, logs)
 
             def should_prune(epoch: int, value: float) -> bool:
@@ -328,7 +353,8 @@ class Objective:
                 trial.set_user_attr(key, value)
             if not _still_claimed(trial):
                 raise TrialTakenOver(TAKEN_OVER)
-            state = record_result(run, result, params, seed, summary, log_model=config.log_models)
+            with _tracking():
+                state = record_result(run, result, params, seed, summary, log_model=config.log_models)
         except (Exception, KeyboardInterrupt) as err:  # fails this trial only; Ctrl-C then stops the sweep
             taken_over = isinstance(err, TrialTakenOver)
             with contextlib.suppress(Exception):
@@ -340,7 +366,8 @@ class Objective:
             if run is not None:  # None when the tracking store itself failed
                 with contextlib.suppress(Exception):  # else left RUNNING: closed once Optuna has failed the trial
                     record_failure(run, err, reason)
-            self.outcome = TrialOutcome(trial.number, trial._trial_id, "FAIL", None, reason, taken_over)
+            self.outcome = TrialOutcome(trial.number, trial._trial_id, "FAIL", None, reason, taken_over,
+                                        tracking_failed=isinstance(err, TrackingFailed))
             raise
         self.outcome = TrialOutcome(trial.number, trial._trial_id, state, result.value, None)
         if result.pruned_at is not None:
@@ -387,8 +414,10 @@ def failure_reason(err: BaseException) -> str:
     """One line saying why a training failed (its traceback goes to `failure.json`)."""
     if isinstance(err, KeyboardInterrupt):
         return "interrupted by the user (Ctrl-C)"
+    if isinstance(err, TrackingFailed) and err.__cause__ is not None:
+        err = err.__cause__
     reason = str(err) if isinstance(err, TrialFailed) else f"{type(err).__name__}: {err}".strip()
-    return reason.splitlines()[0] if reason else type(err).__name__
+    return mask_passwords_in(reason.splitlines()[0] if reason else type(err).__name__)
 
 
 def record_failure(run: TrialRun, err: BaseException, reason: str) -> None:

@@ -377,7 +377,7 @@ def test_a_failure_while_recording_a_finished_trial_fails_it_in_both_stores_with
     """)
 
     def disk_full(self, model):
-        raise OSError(28, "No space left on device")
+        raise ValueError("cannot save this model: No space left on device")
 
     monkeypatch.setattr(study.tracking.TrialRun, "log_model", disk_full)
     result = run_sweep(load_sweep(sweep), **stores)
@@ -453,3 +453,55 @@ def test_runs_of_any_role_left_running_by_a_dead_process_are_closed(tiny_sweep, 
         run = client.get_run(run_id)
         assert (run.info.status, run.data.tags["state"]) == ("KILLED", "FAIL")
     assert client.get_run(result.parent_run_id).info.status == "FINISHED"
+
+
+def test_a_full_disk_under_the_optuna_store_stops_the_sweep_with_one_line(tiny_sweep, stores, scripted_training,
+                                                                          monkeypatch):
+    # It used to print 15 tracebacks ("database or disk is full", "AssertionError: Should not reach.").
+    import sqlite3
+
+    import sqlalchemy
+    from typer.testing import CliRunner
+
+    from study.cli import app
+
+    scripted_training()
+    told = []
+    tell = optuna.storages.RDBStorage.set_trial_state_values
+
+    def full_after_the_first_trial(self, trial_id, state, values=None):
+        if told:
+            raise sqlalchemy.exc.OperationalError("UPDATE trials", {}, sqlite3.OperationalError("database or disk is full"))
+        told.append(trial_id)
+        return tell(self, trial_id, state, values)
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_state_values", full_after_the_first_trial)
+    path = tiny_sweep(trials=3)
+    out = CliRunner().invoke(app, ["sweep", str(path), *[f"--{k.replace('_', '-')}={v}" for k, v in stores.items()]])
+    assert out.exit_code == 1, out.output
+    [line] = [line for line in out.output.splitlines() if line.startswith("error:")]
+    assert "database or disk is full (the disk is full: free some space)" in line and "resume" in line
+    assert "Traceback" not in out.output and "Should not reach" not in out.output
+
+
+def test_a_tracking_server_gone_mid_sweep_stops_it_at_once_with_one_masked_line(tiny_sweep, stores,
+                                                                                scripted_training, monkeypatch):
+    from mlflow.exceptions import MlflowException
+
+    scripted_training()
+    logged = []
+    log_epoch = study.tracking.TrialRun.log_epoch
+
+    def gone_after_the_first_trial(self, epoch, metrics):
+        if len(logged) >= 1 and self.run_id not in logged:
+            raise MlflowException("API request to http://study:pw-Secret@127.0.0.1:5000/api/2.0/mlflow/runs/log-batch "
+                                  "failed with exception ConnectionError: Connection refused")
+        logged.append(self.run_id)
+        return log_epoch(self, epoch, metrics)
+
+    monkeypatch.setattr(study.tracking.TrialRun, "log_epoch", gone_after_the_first_trial)
+    with pytest.raises(study.stores.StoreFailed, match="the tracking store .* failed: MlflowException") as stopped:
+        run_sweep(load_sweep(tiny_sweep(trials=4)), **stores)
+    assert "pw-Secret" not in str(stopped.value) and "study:***@127.0.0.1" in str(stopped.value)
+    trials = optuna.load_study(study_name=tiny_sweep().stem, storage=stores["storage"]).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"]  # stopped at once, not after a streak
