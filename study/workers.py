@@ -124,6 +124,56 @@ def graceful_interrupts(say: Callable[[str], None] | None = None) -> Iterator[No
             signal.signal(sig, handler)
 
 
+# --------------------------------------------------------------------------- children that die with their parent
+
+# A process of its own that outlives nothing it guards: it stops a process group (a server and the
+# workers that server started) once the process that started it is gone, even by kill -9, which no
+# handler sees. It exits by itself when the group has gone.
+_WATCHDOG = """
+import os, signal, sys, time
+parent, group = int(sys.argv[1]), int(sys.argv[2])
+while True:
+    time.sleep(0.5)
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        sys.exit(0)
+    if os.getppid() != parent:
+        break
+for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 0.0)):
+    try:
+        os.killpg(group, sig)
+    except ProcessLookupError:
+        sys.exit(0)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            sys.exit(0)
+"""
+
+
+def guard_process_group(group: int) -> subprocess.Popen:
+    """Start a watchdog that stops process group `group` when this process dies (even by kill -9)."""
+    return subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(group)],
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop_with_parent(poll_seconds: float = 1.0) -> None:
+    """In a worker of `study sweep --jobs N`: once the parent is gone (kill -9 too), interrupt this
+    process as a Ctrl-C would, so it marks its trial and exits instead of training on as an orphan."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()
+
+
 # --------------------------------------------------------------------------- local workers
 
 

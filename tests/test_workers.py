@@ -446,3 +446,74 @@ def test_ctrl_c_marks_the_trial_and_says_how_to_resume(tmp_path):
     history = MlflowClient(tracking).get_metric_history(run.info.run_id, "loss")
     assert [m.step for m in history] == list(range(1, len(history) + 1))  # every logged epoch whole, in order
     assert runs_of("ctrl-c", tracking, "parent")[0].info.status == "KILLED"
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(Path(stat).parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError, IndexError):  # a zombie is dead, only not yet reaped
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def test_kill_9_of_the_sweep_jobs_parent_stops_its_workers_and_marks_their_trials(tmp_path):
+    # They used to train on as orphans with ppid 1 until they printed.
+    storage, tracking = f"sqlite:///{tmp_path}/mlruns/optuna.db", f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    sweep = write_sweep(tmp_path, "orphans", trials=4, epochs=400)
+    parent = subprocess.Popen([*STUDY, "sweep", str(sweep), "--jobs", "2", "--storage", storage,
+                               "--tracking-uri", tracking], cwd=tmp_path, env=study_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = wait_until(lambda: _children(parent.pid) if Path(storage[10:]).exists() and
+                         _count(storage, "orphans", "RUNNING") >= 2 else [], 240, "two running trials", parent,
+                         interval=0.5)
+    parent.kill()
+    parent.wait()
+    wait_until(lambda: not any(_alive(pid) for pid in workers), 60, "the workers to stop with their parent")
+    trials = trials_of("orphans", storage)
+    assert [t.state.name for t in trials] == ["FAIL"] * len(trials) and len(trials) == 2
+    assert {t.user_attrs["fail_reason"] for t in trials} == {"interrupted by the user (Ctrl-C)"}
+    assert {r.info.status for r in runs_of("orphans", tracking)} == {"KILLED"}
+
+
+def test_kill_9_of_study_ui_stops_its_mlflow_server(tmp_path):
+    tracking = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    client = MlflowClient(tracking)
+    client.create_experiment("ui-killed")
+    port = free_port()
+    ui = subprocess.Popen([*STUDY, "ui", "--tracking-uri", tracking, "--port", str(port)], cwd=tmp_path,
+                          env=study_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return True
+        except OSError:
+            return False
+
+    wait_until(answers, 120, "the MLflow UI", ui, interval=1)
+    servers = [pid for pid in _children(ui.pid) if "mlflow" in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert servers, "no MLflow server among the children of `study ui`"
+    group = os.getpgid(servers[0])
+    ui.kill()
+    ui.wait()
+
+    def group_gone() -> bool:
+        try:
+            os.killpg(group, 0)  # the server and the workers it started share its process group
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_until(lambda: not answers() and group_gone(), 30, "the MLflow server to stop after kill -9 of `study ui`")
