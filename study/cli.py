@@ -306,7 +306,10 @@ def _print_replicates(results: list, study_name: str) -> None:
 
 
 @app.command("list")
-def list_command(storage: Optional[str] = StorageOption) -> None:
+def list_command(
+    storage: Optional[str] = StorageOption,
+    wide: bool = typer.Option(False, "--wide", help="every column, however wide the terminal"),
+) -> None:
     """The studies in the storage, with trial counts by state and best value."""
     from study.results import list_studies
     from study.stores import StudyNotFound, resolve_storage
@@ -318,7 +321,7 @@ def list_command(storage: Optional[str] = StorageOption) -> None:
     if table.empty:
         console.print("no studies yet: run `study sweep sweeps/quick.yaml`")
         return
-    console.print(dataframe_table(table, title="studies"))
+    print_table(table, "studies", wide=wide)
 
 
 @app.command()
@@ -326,6 +329,7 @@ def show(
     study_name: str = typer.Argument(..., metavar="STUDY", help="study name (the sweep file's `name`)"),
     storage: Optional[str] = StorageOption,
     csv: Optional[Path] = typer.Option(None, "--csv", help="also write every column to this CSV file"),
+    wide: bool = typer.Option(False, "--wide", help="every column, however wide the terminal"),
 ) -> None:
     """The trials of one study as a table (the same DataFrame as study.results.trials_table)."""
     from study.results import trials_table
@@ -341,7 +345,7 @@ def show(
         except OSError as err:
             raise fail(f"--csv {csv}: cannot write it ({err.strerror or err}); check the folder exists and is writable")
         console.print(f"wrote {len(table)} rows to {csv}")
-    console.print(dataframe_table(summary_columns(table), title=f"trials of {study_name}"))
+    print_table(summary_columns(table), f"trials of {study_name}", wide=wide)
 
 
 def summary_columns(table: pd.DataFrame) -> pd.DataFrame:
@@ -350,10 +354,12 @@ def summary_columns(table: pd.DataFrame) -> pd.DataFrame:
         return table
     fixed_info = {"trial", "state", "param_count", "seconds_per_epoch", "train_seconds", "best_epoch", "seed",
                   "fail_reason", "mlflow_run_id", "pruned_at_epoch"}
-    scores = [c for c in table.columns if (c.startswith("best_") and c != "best_epoch") or c.startswith("test_")]
-    params = [c for c in table.columns if c not in fixed_info and c not in scores]
+    best = [c for c in table.columns if c.startswith("best_") and c != "best_epoch"]
+    tests = [c for c in table.columns if c.startswith("test_")]
+    params = [c for c in table.columns if c not in fixed_info and c not in best and c not in tests]
     varying = [c for c in params if c == "cell" or table[c].astype(str).nunique() > 1]
-    columns = ["trial", "state", *scores, *varying, "param_count", "seconds_per_epoch"]
+    # In the order a narrow terminal keeps them (see dataframe_table): who, how good, with what.
+    columns = ["trial", "state", *best, *varying, *tests, "param_count", "seconds_per_epoch"]
     if table["pruned_at_epoch"].notna().any():
         columns.append("pruned_at_epoch")
     if table["fail_reason"].notna().any():
@@ -369,14 +375,37 @@ def best_columns(best: pd.DataFrame) -> pd.DataFrame:
     return best[[c for c in wanted if c in best]]
 
 
-def dataframe_table(frame: pd.DataFrame, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+def dataframe_table(frame: pd.DataFrame, title: str, wide: bool = False) -> Table:
+    """A terminal table that fits the terminal by leaving out whole columns, never by cutting names:
+    columns are kept in their order while they fit; the caption names the ones left out. `wide`
+    keeps every column (the terminal may then wrap)."""
+    texts = {column: [_cell(value) for value in frame[column]] for column in frame.columns}
+    # Each column takes its longest text plus 3 (padding and its border); `fail_reason` wraps.
+    needed = {c: 3 + (24 if c == "fail_reason" else max([len(str(c)), *map(len, texts[c])])) for c in frame.columns}
+    room, shown = console.width - 1, []
     for column in frame.columns:
+        if wide or needed[column] <= room:
+            shown.append(column)
+            room -= needed[column]
+    hidden = [str(c) for c in frame.columns if c not in shown]
+    caption = f"not shown, to fit {console.width} columns: {', '.join(hidden)} (--wide shows them)" if hidden else None
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    for column in shown:
         numeric = pd.api.types.is_numeric_dtype(frame[column])
         table.add_column(str(column), justify="right" if numeric else "left", no_wrap=column != "fail_reason")
-    for row in frame.itertuples(index=False):
-        table.add_row(*(_cell(value) for value in row))
+    for index in range(len(frame)):
+        table.add_row(*(texts[column][index] for column in shown))
+    table.width_needed = 1 + sum(needed[c] for c in shown)  # what `print_table` gives it with `wide`
     return table
+
+
+def print_table(frame: pd.DataFrame, title: str, wide: bool = False) -> None:
+    """Print `dataframe_table`; with `wide`, at its full width even past the terminal's (which then wraps)."""
+    table = dataframe_table(frame, title, wide=wide)
+    if wide and table.width_needed > console.width:
+        Console(file=console.file, width=table.width_needed, force_terminal=console.is_terminal).print(table)
+    else:
+        console.print(table)
 
 
 def _cell(value: Any) -> str:
