@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ import pandas as pd
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
-from study.config import ConfigError, Sweep, SweepConfig
+from study.config import ConfigError, Sweep, SweepConfig, shown
 from study.data import load_task
 from study.progress import GuardedReporter, SilentReporter, SweepReporter
 from study.results import FINISHED, _best_trial, state_counts, trials_table
@@ -256,6 +257,7 @@ def open_sweep(
     check_writable(storage_url, "storage")
     check_tracking_reachable(tracking)
     data = load_task(config.task)  # cached per process: a data error leaves nothing behind
+    check_model_size(config, data, str(sweep.path))
     notes: list[str] = list(data.warnings)
     stale: list[int] = []
     rdb = open_storage(storage_url, on_stale_trial=lambda study, trial: stale.append(trial.number))
@@ -298,6 +300,51 @@ def open_sweep(
     opened.fail_stale_trials()
     opened.close_orphaned_runs(always=True)
     return opened
+
+
+MAX_PARAMS_ENV = "RNN_STUDY_MAX_PARAMS"  # the largest model a sweep may train without a word
+DEFAULT_MAX_PARAMS = 20_000_000  # ~20x the shipped sweeps' largest; an LSTM of 4096 units x 8 layers has 1.07 billion
+
+
+def largest_model(config: SweepConfig, data) -> tuple[int, dict[str, Any]]:
+    """The parameter count of the largest model the sweep can draw, and its hyperparameters.
+
+    A model grows with units, depth, dense units, embedding width and a second direction, and from
+    SimpleRNN to GRU to LSTM; so the largest is among each cell at the top of every searched range
+    (or one of the sweep's `configurations`). With `param_budget` every model is sized to the budget.
+    """
+    from study.models import parameter_count
+    from study.trial import model_spec
+
+    spec = model_spec(data)
+    if config.param_budget is not None:
+        return config.param_budget, {"param_budget": config.param_budget}
+    top = config.fixed_params()
+    for name, hp in config.searched.items():
+        values = list(hp.choices) if hp.choices is not None else [hp.low, hp.high]
+        top[name] = max(values, key=lambda v: (v is True, v if isinstance(v, (int, float)) else 0))
+    cells = config.searched["cell"].choices if "cell" in config.searched else [top.get("cell", "LSTM")]
+    candidates = [{**top, "cell": cell} for cell in cells]
+    candidates += [{**config.fixed_params(), **top, **configuration} for configuration in config.configurations]
+    sized = [(parameter_count(spec, params), params) for params in candidates]
+    return max(sized, key=lambda pair: pair[0])
+
+
+def check_model_size(config: SweepConfig, data, source: str) -> None:
+    """Refuse a space whose largest model is above `RNN_STUDY_MAX_PARAMS` (default 20 million)."""
+    raw = os.environ.get(MAX_PARAMS_ENV, "").strip().replace("_", "")
+    if raw and not (raw.isascii() and raw.isdigit()):
+        raise ConfigError(f"{MAX_PARAMS_ENV}={shown(raw)}: use a whole number of parameters")
+    limit = int(raw) if raw else DEFAULT_MAX_PARAMS
+    count, params = largest_model(config, data)
+    if count > limit:
+        described = " ".join(f"{k}={params[k]}" for k in ("cell", "units", "depth", "bidirectional", "dense_units",
+                                                            "embedding_dim", "param_budget") if k in params)
+        raise ConfigError(
+            f"{source}: the largest model this space allows has {count:,} parameters ({described}), above the "
+            f"limit of {limit:,}: it could train for hours and not fit in memory. Narrow the space, or raise the "
+            f"limit: {MAX_PARAMS_ENV}={count}"
+        )
 
 
 def _refuse_lost_history(name: str, storage: optuna.storages.RDBStorage, storage_url: str, tracking: str) -> None:

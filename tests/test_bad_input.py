@@ -166,6 +166,10 @@ CASES = [
          "data.npz: is a FIFO (named pipe); a dataset is a plain file (or a folder of IDX files)"),
     Case("dataset-unsafe-pickle", lambda d: ["sweep", _imdb(d, _pickle_bomb)],
          "imdb.npz: not a readable Keras-format .npz file (UnpicklingError: refused to load posix.system"),
+    Case("model-too-large", lambda d: ["sweep", _file(OK + "space:\n  cell: {value: LSTM}\n  units: {value: 4096}\n"
+                                                   "  depth: {low: 1, high: 8}\n")(d)],
+         "sweep.yaml: the largest model this space allows has 1,006,936,074 parameters (cell=LSTM units=4096 "
+         "depth=8 bidirectional=False dense_units=0), above the limit of 20,000,000"),
     Case("dataset-garbage-pickle", lambda d: ["sweep", _imdb(d, _garbage_pickle)],
          "imdb.npz: not a readable Keras-format .npz file ("),
 ]
@@ -517,3 +521,16 @@ def test_mlflow_never_prints_its_view_run_lines_with_the_tracking_password(monke
     service._log_url("0" * 32)  # what MLflow calls when a run ends (set_terminated)
     printed = capfd.readouterr()
     assert SECRET not in printed.out + printed.err and "View run" not in printed.out
+
+
+def test_the_model_size_limit_can_be_raised(tmp_path, monkeypatch):
+    import study.sweep
+    from study.data import load_task
+
+    path = tmp_path / "big.yaml"
+    path.write_text(OK + "space:\n  cell: {value: LSTM}\n  units: {value: 4096}\n  depth: {value: 8}\n")
+    config = load_sweep(path).config
+    with pytest.raises(ConfigError, match="RNN_STUDY_MAX_PARAMS=1006936074"):
+        study.sweep.check_model_size(config, load_task(config.task), str(path))
+    monkeypatch.setenv("RNN_STUDY_MAX_PARAMS", "1_100_000_000")
+    study.sweep.check_model_size(config, load_task(config.task), str(path))
