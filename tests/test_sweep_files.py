@@ -25,6 +25,13 @@ def tiny_files(tmp_path_factory) -> dict[str, str]:
     }
 
 
+@pytest.fixture(scope="module")
+def files_tracking_uri(tmp_path_factory) -> str:
+    """An MLflow store of this module's own: other tests run studies of the same names (the seeds'),
+    and a study's runs in a shared store would make a fresh Optuna store look like a lost one."""
+    return f"sqlite:///{tmp_path_factory.mktemp('files-mlflow')}/mlflow.db"
+
+
 def shrink(data: dict, files: dict[str, str]) -> dict:
     """The same sweep at test size: one epoch, as few trials as the file allows, tiny data."""
     task = dict(data["task"])
@@ -51,12 +58,12 @@ DEFAULT_RUN = {"quick", "seed000_mnist_single_step", "seed001_imdb_gru", "seed00
 @pytest.mark.parametrize("path", [
     pytest.param(path, id=path.stem, marks=() if path.stem in DEFAULT_RUN else pytest.mark.slow) for path in SWEEP_FILES
 ])
-def test_sweep_file_runs_shrunk(path, tiny_files, stores):
+def test_sweep_file_runs_shrunk(path, tiny_files, tmp_path, files_tracking_uri):
     original = load_sweep(path)
     data = shrink(yaml.safe_load(path.read_text()), tiny_files)
     sweep = Sweep(config=parse_config(data, source=str(path)), path=path, file_sha256=original.file_sha256)
 
-    result = run_sweep(sweep, **stores)
+    result = run_sweep(sweep, storage=f"sqlite:///{tmp_path}/optuna.db", tracking_uri=files_tracking_uri)
 
     assert result.counts["FAIL"] == 0, result.trials["fail_reason"].tolist()
     assert result.counts["COMPLETE"] == sweep.config.trials
