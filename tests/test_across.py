@@ -81,6 +81,7 @@ SUITE_SWEEP = """
 """
 
 
+@pytest.mark.slow  # two studies' full reports (figures, importance) and the cross-task page: ~30 s on 2 cores
 def test_a_suite_runs_each_task_and_writes_the_cross_task_page(tmp_path, shared_tracking_uri, scripted_training,
                                                                monkeypatch):
     scripted_training()
