@@ -369,10 +369,9 @@ def summary_columns(table: pd.DataFrame) -> pd.DataFrame:
 
 def best_columns(best: pd.DataFrame) -> pd.DataFrame:
     """The columns of a best-per-value table (study.scoring.best_per_value) worth reading on a terminal."""
-    keys = list(best.columns[:list(best.columns).index("trial")])
-    wanted = [*keys, "trial", *[c for c in best.columns if c.startswith(("best_val", "test_"))],
-              "param_count", "seconds_per_epoch", "trials", "failed"]
-    return best[[c for c in wanted if c in best]]
+    from study.scoring import best_summary_columns
+
+    return best[best_summary_columns(best)]
 
 
 def dataframe_table(frame: pd.DataFrame, title: str, wide: bool = False) -> Table:

@@ -32,7 +32,9 @@ from study import figures, report_figures, stats, tracking
 from study import verdict as verdict_rules
 from study.config import HYPERPARAMETERS, STORAGE_ENV, ConfigError, SweepConfig, load_sweep, metric_direction, parse_config
 from study.results import param_importances
-from study.scoring import best_per_value, direction_of, score_column, value_order, varying_params
+from study.scoring import (
+    best_per_value, best_summary_columns, direction_of, score_column, value_order, varying_params,
+)
 from study.stores import StudyNotFound, mask_password, resolve_storage, resolve_tracking_uri
 from study.tables import formatted, markdown_table, write_table
 
@@ -541,6 +543,13 @@ class _Builder:
                   "of pairs with Holm's step-down method. " + _links("comparisons")),
         ]
 
+    def _description(self) -> str:
+        """The parent run's description in the MLflow UI: the verdict and the best trial per value."""
+        lines = [f"**Verdict.** {self.verdict.headline}", *[f"- {line}" for line in self.verdict.details], "",
+                 markdown_table(formatted(self.data.best[best_summary_columns(self.data.best)])), "",
+                 "Full report: the `report/report.html` artifact of this run."]
+        return "\n".join(lines)
+
     def _log(self) -> str | None:
         data, run_id = self.data, self.study.parent.get("run_id")
         if not run_id:
@@ -549,6 +558,7 @@ class _Builder:
         self.say("logging the report to the study's parent run")
         try:
             tracking.log_folder(self.study.tracking_uri, run_id, self.out, "report")
+            tracking.set_description(self.study.tracking_uri, run_id, self._description())
         except Exception as err:  # noqa: BLE001 - the files are written; only the upload failed
             data.warnings.append(f"the report could not be logged to the parent run {run_id}: {err}")
             return None

@@ -100,3 +100,11 @@ def _reading_index(trials: pd.DataFrame, keys: list[str], config: SweepConfig | 
     rows = sorted(map(tuple, present.to_numpy().tolist()), key=lambda row: [orders[k][v] for k, v in zip(keys, row)])
     return pd.MultiIndex.from_tuples(rows, names=keys)
 
+
+def best_summary_columns(best: pd.DataFrame) -> list[str]:
+    """The columns of a `best_per_value` table worth a short summary (terminal, MLflow description):
+    the value(s), trial, scores, size, speed and counts."""
+    keys = list(best.columns[:list(best.columns).index("trial")])
+    wanted = [*keys, "trial", *[c for c in best.columns if c.startswith(("best_val", "test_"))],
+              "param_count", "seconds_per_epoch", "trials", "failed"]
+    return [c for c in wanted if c in best]

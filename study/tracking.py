@@ -422,3 +422,9 @@ def download_artifact(tracking_uri: str, run_id: str, path: str, destination: st
 def log_folder(tracking_uri: str, run_id: str, folder: str | Path, artifact_path: str) -> None:
     """Attach every file of `folder` to a run (e.g. a generated report on the study's parent run)."""
     client_for(tracking_uri).log_artifacts(run_id, str(folder), artifact_path)
+
+
+def set_description(tracking_uri: str, run_id: str, markdown: str) -> None:
+    """The run's description in the MLflow UI (the `mlflow.note.content` tag, shown as Markdown on
+    the run's page), e.g. a study's verdict and best table on its parent run."""
+    client_for(tracking_uri).set_tag(run_id, "mlflow.note.content", markdown)

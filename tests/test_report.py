@@ -346,3 +346,10 @@ def test_epoch_history_is_one_tidy_row_per_trial_and_epoch(digits, tmp_path):
                                    digits["tracking_uri"]])
     assert out.exit_code == 0, out.output
     pd.testing.assert_frame_equal(pd.read_csv(path), history, check_dtype=False)
+
+
+def test_the_parent_runs_description_carries_the_verdict_and_the_best_table(digits):
+    run = MlflowClient(digits["tracking_uri"]).get_run(digits["report"].parent_run_id)
+    note = run.data.tags["mlflow.note.content"]
+    assert note.startswith(f"**Verdict.** {digits['report'].verdict.headline}")
+    assert "| cell" in note and "best_val_accuracy" in note
