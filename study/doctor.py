@@ -186,6 +186,11 @@ def _compare(number: int, trial, run: dict, act) -> None:
     """One trial and its run: align the run to Optuna's state where they differ."""
     state, status, said = trial.state.name, run["status"], run["state"]
     if state == "RUNNING":
+        if status != "RUNNING":  # MLflow closed it, Optuna was never told: died between the two writes?
+            act(Finding("state-mismatch", number, run["run_id"],
+                        f"Optuna RUNNING, MLflow {said or '?'}/{status}: its process stopped between the two "
+                        "stores' writes (or is finishing now); once its heartbeat runs out Optuna fails it "
+                        "(it is run again) and --repair marks the run FAIL"), run["run_id"])
         return  # a live trial (a dead one was failed above, with --repair)
     if state == "FAIL":
         reason = trial.user_attrs.get("fail_reason") or DIED

@@ -88,3 +88,20 @@ def test_duplicate_runs_and_a_deleted_run_are_repaired_and_lost_history_reported
     out = doctor(result.study_name, lost, "--repair")
     assert out.exit_code == 1 and "lost-history" in out.output
     assert emptied.stat().st_size == 0  # the doctor wrote nothing there
+
+
+def test_a_trial_running_in_optuna_but_closed_in_mlflow_is_reported(tiny_sweep, stores, scripted_training):
+    # Item 1 before its fix: `study sweep ... | head -n 1` closed the run, then died before Optuna's tell.
+    scripted_training()
+    result = run_sweep(load_sweep(tiny_sweep(trials=1)), **stores)
+    study = optuna.load_study(study_name=result.study_name, storage=open_storage(stores["storage"]))
+    client = MlflowClient(stores["tracking_uri"])
+    trial = study.ask()
+    run = client.create_run(result.experiment_id, tags={
+        "mlflow.parentRunId": result.parent_run_id, "run_role": "trial", "trial_number": str(trial.number),
+        "state": "COMPLETE", "study": result.study_name}).info.run_id
+    client.set_terminated(run, "FINISHED")
+    trial.set_user_attr("mlflow_run_id", run)
+    [finding] = check_study(result.study_name, **stores, repair=True).problems
+    assert (finding.problem, finding.run_id, finding.repaired) == ("state-mismatch", run, False)
+    assert "Optuna RUNNING, MLflow COMPLETE/FINISHED" in finding.detail
