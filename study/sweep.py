@@ -96,6 +96,7 @@ def _open_study(config: SweepConfig, storage: optuna.storages.BaseStorage, stora
 
 
 def _describe_study(study: optuna.Study, config: SweepConfig) -> None:
+    study.set_metric_names([config.objective.metric])  # optuna-dashboard's charts name it, not "Objective 0"
     study.set_user_attr("fingerprint", config.study_fingerprint())
     study.set_user_attr("config", json.dumps(masked_config(config)))
     study.set_user_attr("task", config.task.name)

@@ -45,6 +45,7 @@ def client_for(tracking_uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=tracking_uri)
 
 
+EXPERIMENT_KIND, TRAINING = "mlflow.experimentKind", "custom_model_development"
 ROLE_TAG = "run_role"  # "parent" for the study run, "trial" for a trial run, "rerun" or "replicate"
 OWNER_TAG = "owner_process"  # host:pid:start time of the process that writes a run, to tell when it died
 RETRAIN_ROLES = ("rerun", "replicate")
@@ -66,12 +67,15 @@ class SweepTracker:
         if experiment is not None:
             if experiment.lifecycle_stage == "deleted":
                 self.client.restore_experiment(experiment.experiment_id)
+            if experiment.tags.get(EXPERIMENT_KIND) != TRAINING:  # made by an older rnn-study
+                self.client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, TRAINING)
             return experiment.experiment_id
         # With a local SQLite store, keep artifacts beside the database (mlruns/artifacts/...)
         # rather than wherever the current directory happens to be.
         db = sqlite_path(self.tracking_uri)
         location = (db.parent.resolve() / "artifacts" / name).as_uri() if db else None
-        return self.client.create_experiment(name, artifact_location=location)
+        # The MLflow UI opens an experiment of this kind on its training-runs table, not the GenAI view.
+        return self.client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND: TRAINING})
 
     # ----------------------------------------------------------------- parent run
 
@@ -127,7 +131,7 @@ class SweepTracker:
         assert self.parent_run_id is not None, "open_parent() or attach_parent() first"
         run = self.client.create_run(
             self.experiment_id,
-            run_name=run_name or f"trial-{number:04d}",
+            run_name=run_name or f"trial-{number:04d} {model_name(params)}".strip(),
             tags={
                 "mlflow.parentRunId": self.parent_run_id,
                 ROLE_TAG: role,
@@ -284,6 +288,15 @@ def owner_alive(owner: str) -> bool | None:
         pass  # another user's process: it exists
     current = _start_time(int(pid))
     return not (current and started != current)
+
+
+def model_name(params: dict[str, Any]) -> str:
+    """`GRU-64x2` (cell, units, depth; `bi-` when bidirectional): a trial's model, readable in the
+    MLflow runs table without adding columns."""
+    if "cell" not in params:
+        return ""
+    bidirectional = "bi-" if str(params.get("bidirectional")) == "True" else ""
+    return f"{bidirectional}{params['cell']}-{params.get('units', '?')}x{params.get('depth', 1)}"
 
 
 def _finite(value: Any) -> bool:

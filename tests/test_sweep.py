@@ -505,3 +505,17 @@ def test_a_tracking_server_gone_mid_sweep_stops_it_at_once_with_one_masked_line(
     assert "pw-Secret" not in str(stopped.value) and "study:***@127.0.0.1" in str(stopped.value)
     trials = optuna.load_study(study_name=tiny_sweep().stem, storage=stores["storage"]).trials
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"]  # stopped at once, not after a streak
+
+
+def test_the_mlflow_ui_opens_training_runs_named_by_their_model_and_the_metric_is_named(tiny_sweep, stores,
+                                                                                      scripted_training):
+    scripted_training()
+    result = run_sweep(load_sweep(tiny_sweep(trials=3)), **stores)
+    client = MlflowClient(stores["tracking_uri"])
+    experiment = client.get_experiment(result.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # not the GenAI overview
+    runs = client.search_runs([result.experiment_id], filter_string="tags.run_role = 'trial'")
+    names = {run.data.tags["trial_number"]: run.info.run_name for run in runs}
+    for _, row in result.trials.iterrows():
+        assert names[str(row["trial"])] == f"trial-{row['trial']:04d} {row['cell']}-8x1"
+    assert optuna.load_study(study_name=result.study_name, storage=stores["storage"]).metric_names == ["val_accuracy"]
