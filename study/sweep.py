@@ -314,21 +314,40 @@ def largest_model(config: SweepConfig, data) -> tuple[int, dict[str, Any]]:
     SimpleRNN to GRU to LSTM; so the largest is among each cell at the top of every searched range
     (or one of the sweep's `configurations`). With `param_budget` every model is sized to the budget.
     """
-    from study.models import parameter_count
+    from study.models import parameter_count  # Keras: imported only for a space that may be too large
     from study.trial import model_spec
 
     spec = model_spec(data)
     if config.param_budget is not None:
         return config.param_budget, {"param_budget": config.param_budget}
+    sized = [(parameter_count(spec, params), params) for params in _largest_candidates(config)]
+    return max(sized, key=lambda pair: pair[0])
+
+
+def _largest_candidates(config: SweepConfig) -> list[dict[str, Any]]:
     top = config.fixed_params()
     for name, hp in config.searched.items():
         values = list(hp.choices) if hp.choices is not None else [hp.low, hp.high]
         top[name] = max(values, key=lambda v: (v is True, v if isinstance(v, (int, float)) else 0))
     cells = config.searched["cell"].choices if "cell" in config.searched else [top.get("cell", "LSTM")]
     candidates = [{**top, "cell": cell} for cell in cells]
-    candidates += [{**config.fixed_params(), **top, **configuration} for configuration in config.configurations]
-    sized = [(parameter_count(spec, params), params) for params in candidates]
-    return max(sized, key=lambda pair: pair[0])
+    return candidates + [{**top, **configuration} for configuration in config.configurations]
+
+
+def _size_bound(config: SweepConfig, data) -> float:
+    """A quick upper bound of `largest_model`'s count (4 gates, both directions, widest input), so
+    that a space far below the limit is let through without importing Keras."""
+    if config.param_budget is not None:
+        return config.param_budget
+    bound = 0.0
+    for p in _largest_candidates(config):
+        units, depth, dense = p.get("units", 64), p.get("depth", 1), p.get("dense_units", 0) or 0
+        embedding = p.get("embedding_dim", 0) if data.vocab_size else 0
+        width = max(embedding or data.x_train.shape[-1], 2 * units)
+        layers = depth * 2 * 4 * (units * (width + units) + 2 * units)
+        head = (2 * units + 1) * dense + (max(2 * units, dense) + 1) * (data.num_classes or 1)
+        bound = max(bound, (data.vocab_size or 0) * embedding + layers + head)
+    return bound
 
 
 def check_model_size(config: SweepConfig, data, source: str) -> None:
@@ -337,6 +356,8 @@ def check_model_size(config: SweepConfig, data, source: str) -> None:
     if raw and not (raw.isascii() and raw.isdigit()):
         raise ConfigError(f"{MAX_PARAMS_ENV}={shown(raw)}: use a whole number of parameters")
     limit = int(raw) if raw else DEFAULT_MAX_PARAMS
+    if _size_bound(config, data) <= limit:
+        return
     count, params = largest_model(config, data)
     if count > limit:
         described = " ".join(f"{k}={params[k]}" for k in ("cell", "units", "depth", "bidirectional", "dense_units",
