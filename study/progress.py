@@ -46,7 +46,8 @@ class SilentReporter:
 
 class GuardedReporter:
     """A reporter whose failures never reach the sweep: the first error (a closed stdout, as in
-    `study sweep ... | head -n 1`) silences it for the rest of the sweep, which goes on recording.
+    `study sweep ... | head -n 1`, where Rich raises SystemExit) silences it for the rest of the
+    sweep, which goes on recording.
     A Ctrl-C is not an error and passes through."""
 
     def __init__(self, reporter: SweepReporter):
@@ -61,7 +62,7 @@ class GuardedReporter:
                 return
             try:
                 method(*args, **kwargs)
-            except Exception as err:  # noqa: BLE001 - whatever broke the output, the stores are not affected
+            except (Exception, SystemExit) as err:  # noqa: BLE001 - Rich raises SystemExit on a broken pipe
                 self.error = err
 
         return guarded

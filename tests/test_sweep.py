@@ -349,16 +349,17 @@ def stores_disagree(name: str, stores: dict[str, str]) -> list[str]:
     return problems
 
 
-def test_a_reporter_that_fails_never_fails_a_finished_trial(tiny_sweep, stores, scripted_training):
-    # `study sweep ... | head -n 1`: printing raises BrokenPipeError once MLflow has the trial.
+@pytest.mark.parametrize("error", [BrokenPipeError(32, "Broken pipe"), SystemExit(1)])
+def test_a_reporter_that_fails_never_fails_a_finished_trial(error, tiny_sweep, stores, scripted_training):
+    # `study sweep ... | head -n 1`: printing raises BrokenPipeError (Rich: SystemExit) once MLflow has the trial.
     scripted_training()
 
     class BrokenPipe(study.progress.SilentReporter):
         def trial_ended(self, *args):
-            raise BrokenPipeError(32, "Broken pipe")
+            raise error
 
-    result = run_sweep(load_sweep(tiny_sweep(trials=2)), reporter=BrokenPipe(), **stores)
-    assert result.counts["COMPLETE"] == 2 and result.counts["FAIL"] == 0
+    result = run_sweep(load_sweep(tiny_sweep(trials=3)), reporter=BrokenPipe(), **stores)
+    assert result.counts["COMPLETE"] == 3 and result.counts["FAIL"] == 0
     assert stores_disagree(result.study_name, stores) == []
 
 
