@@ -264,7 +264,12 @@ def build_report(
     except ConfigError as err:
         raise ReportError(str(err)) from None
     out = Path(out) if out is not None else Path("reports") / study.name
-    return _Builder(study, dimensions, storage, out, formats, say).build()
+    if out.exists() and not out.is_dir():
+        raise ReportError(f"--out {out}: is a file, not a folder; give a folder for the report")
+    try:
+        return _Builder(study, dimensions, storage, out, formats, say).build()
+    except OSError as err:
+        raise ReportError(f"cannot write the report to {out}: {err.strerror or err}") from None
 
 
 def _check_formats(formats: str | tuple[str, ...]) -> tuple[str, ...]:
@@ -427,8 +432,8 @@ class _Builder:
     def _importances(self) -> dict[str, dict[str, float]]:
         try:
             found = {shown: param_importances(self.study.name, self.storage, name) for shown, name in EVALUATORS.items()}
-        except StudyNotFound as err:
-            self.data.warnings.append(f"no hyperparameter importance: the Optuna study was not found ({err})")
+        except (StudyNotFound, ConfigError) as err:  # ConfigError: a storage that cannot be opened
+            self.data.warnings.append(f"no hyperparameter importance: the Optuna study could not be read ({err})")
             return {}
         if not any(found.values()):
             self.data.warnings.append("no hyperparameter importance: fewer than two completed trials, nothing "

@@ -353,3 +353,14 @@ def test_the_parent_runs_description_carries_the_verdict_and_the_best_table(digi
     note = run.data.tags["mlflow.note.content"]
     assert note.startswith(f"**Verdict.** {digits['report'].verdict.headline}")
     assert "| cell" in note and "best_val_accuracy" in note
+
+
+def test_a_report_into_a_file_or_with_an_unusable_storage_is_one_clear_message(filled, tmp_path):
+    target = tmp_path / "a-file"
+    target.write_text("not a folder")
+    with pytest.raises(ReportError, match="is a file, not a folder"):
+        build_report("report-filled", out=target, formats=("png",), tracking_uri=filled["tracking_uri"])
+    report = build_report("report-filled", out=tmp_path / "r", formats=("png",), tracking_uri=filled["tracking_uri"],
+                          storage="postgresql://u:secret@127.0.0.1:1/x")
+    assert any("no hyperparameter importance: the Optuna study could not be read" in w and "secret" not in w
+               for w in report.warnings)
