@@ -29,11 +29,9 @@ def test_a_clean_study_passes(tiny_sweep, stores, scripted_training):
     assert out.exit_code == 0 and "the two stores agree" in out.output
 
 
-def test_damage_of_items_1_and_4_is_found_then_repaired(tiny_sweep, stores, scripted_training):
-    # Item 1: MLflow closed the trial as COMPLETE, then the process died before Optuna's tell, and
-    # Optuna failed the trial for want of heartbeats. Item 4: a replicate's process was killed.
-    scripted_training()
-    result = run_sweep(load_sweep(tiny_sweep(trials=2)), **stores)
+def _closed_in_mlflow_only(result, stores):
+    """A new trial whose MLflow run was closed as COMPLETE while Optuna still has it RUNNING: what a
+    process that died between the two stores' writes leaves. Returns (study, trial, run id)."""
     study = optuna.load_study(study_name=result.study_name, storage=open_storage(stores["storage"]))
     client = MlflowClient(stores["tracking_uri"])
     trial = study.ask()
@@ -42,6 +40,16 @@ def test_damage_of_items_1_and_4_is_found_then_repaired(tiny_sweep, stores, scri
         "state": "COMPLETE", "study": result.study_name}).info.run_id
     client.set_terminated(run, "FINISHED")
     trial.set_user_attr("mlflow_run_id", run)
+    return study, trial, run
+
+
+def test_damage_of_items_1_and_4_is_found_then_repaired(tiny_sweep, stores, scripted_training):
+    # Item 1: MLflow closed the trial as COMPLETE, then the process died before Optuna's tell, and
+    # Optuna failed the trial for want of heartbeats. Item 4: a replicate's process was killed.
+    scripted_training()
+    result = run_sweep(load_sweep(tiny_sweep(trials=2)), **stores)
+    study, trial, run = _closed_in_mlflow_only(result, stores)
+    client = MlflowClient(stores["tracking_uri"])
     study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -94,14 +102,7 @@ def test_a_trial_running_in_optuna_but_closed_in_mlflow_is_reported(tiny_sweep, 
     # Item 1 before its fix: `study sweep ... | head -n 1` closed the run, then died before Optuna's tell.
     scripted_training()
     result = run_sweep(load_sweep(tiny_sweep(trials=1)), **stores)
-    study = optuna.load_study(study_name=result.study_name, storage=open_storage(stores["storage"]))
-    client = MlflowClient(stores["tracking_uri"])
-    trial = study.ask()
-    run = client.create_run(result.experiment_id, tags={
-        "mlflow.parentRunId": result.parent_run_id, "run_role": "trial", "trial_number": str(trial.number),
-        "state": "COMPLETE", "study": result.study_name}).info.run_id
-    client.set_terminated(run, "FINISHED")
-    trial.set_user_attr("mlflow_run_id", run)
+    _, _, run = _closed_in_mlflow_only(result, stores)
     [finding] = check_study(result.study_name, **stores, repair=True).problems
     assert (finding.problem, finding.run_id, finding.repaired) == ("state-mismatch", run, False)
     assert "Optuna RUNNING, MLflow COMPLETE/FINISHED" in finding.detail
