@@ -717,16 +717,28 @@ class Sweep:
 def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep file; raise ConfigError naming the file and field on any problem."""
     path = Path(path)
+    data, raw = read_yaml_file(path, "sweep file")
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty; a sweep needs at least name, task, trials and epochs")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a sweep file must be a mapping of keys (name, task, space, ...), got {type(data).__name__}")
+    config = parse_config(data, source=str(path))
+    return Sweep(config=config, path=path, file_sha256=hashlib.sha256(raw).hexdigest())
+
+
+def read_yaml_file(path: Path, what: str) -> tuple[Any, bytes]:
+    """The YAML data and raw bytes of a sweep or suite file: plain files only (never a FIFO or a
+    device), at most MAX_SWEEP_BYTES, no duplicate keys or aliases; ConfigError names the file."""
     try:
         mode = path.stat().st_mode  # never opened before it is known to be a plain file
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such sweep file") from None
+        raise ConfigError(f"{path}: no such {what}") from None
     except OSError as err:
-        raise ConfigError(f"{path}: cannot read sweep file ({err.strerror})") from None
+        raise ConfigError(f"{path}: cannot read {what} ({err.strerror})") from None
     if stat.S_ISDIR(mode):
-        raise ConfigError(f"{path}: is a directory, not a sweep file (try {path}/quick.yaml)")
+        raise ConfigError(f"{path}: is a directory, not a {what} (try {path}/quick.yaml)")
     if not stat.S_ISREG(mode):
-        raise ConfigError(f"{path}: is {file_kind(mode)}, not a sweep file; a sweep file is a plain YAML file")
+        raise ConfigError(f"{path}: is {file_kind(mode)}, not a {what}; a {what} is a plain YAML file")
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_SWEEP_BYTES + 1)  # bounded even if the file grows meanwhile
@@ -735,20 +747,14 @@ def load_sweep(path: str | Path) -> Sweep:
                               "(overrides only), and a long list of configurations belongs in several studies")
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read sweep file ({err})") from None
+        raise ConfigError(f"{path}: cannot read {what} ({err})") from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_UniqueKeyLoader), raw  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err)
         raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
-    if data is None:
-        raise ConfigError(f"{path}: the file is empty; a sweep needs at least name, task, trials and epochs")
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a sweep file must be a mapping of keys (name, task, space, ...), got {type(data).__name__}")
-    config = parse_config(data, source=str(path))
-    return Sweep(config=config, path=path, file_sha256=hashlib.sha256(raw).hexdigest())
 
 
 MAX_SWEEP_BYTES = 1024 * 1024  # sweep files are a few hundred bytes; this bounds memory and validation time

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import yaml
 from pydantic import Field, ValidationError
 
-from study.config import ConfigError, StrictModel, Sweep, _error_lines, _UniqueKeyLoader, load_sweep
+from study.config import ConfigError, StrictModel, Sweep, _error_lines, load_sweep, read_yaml_file
 from study.progress import SweepReporter
 from study.sweep import SweepResult, run_sweep
 
@@ -49,12 +48,7 @@ class SuiteResult:
 def load_suite(path: str | Path) -> Suite:
     """Read a suite file and every sweep file it lists; ConfigError names the file and field."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such suite file")
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise ConfigError(f"{path}: cannot read the suite file ({' '.join(str(err).split())[:300]})") from None
+    data, _ = read_yaml_file(path, "suite file")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a suite file is a mapping with name and sweeps")
     try:

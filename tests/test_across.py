@@ -116,3 +116,14 @@ def test_a_suite_with_two_sweeps_of_one_task_is_refused_before_training(tmp_path
     with pytest.raises(ConfigError, match="bad.yaml"):
         load_suite(tmp_path / "bad.yaml")
 
+
+
+def test_a_suite_file_is_read_as_carefully_as_a_sweep_file(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.yaml")
+    with pytest.raises(ConfigError, match="is a FIFO"):
+        load_suite(tmp_path / "fifo.yaml")  # refused at once, never opened
+    (tmp_path / "alias.yaml").write_text("name: &a s\nsweeps: [*a, *a]\n")
+    with pytest.raises(ConfigError, match="alias"):
+        load_suite(tmp_path / "alias.yaml")
