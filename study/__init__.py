@@ -18,6 +18,7 @@ The modules, in the order data flows through them (each file has one job; POSIX 
 - `tables`, `figures`, `report_figures`, `report`: the lab report (files, plots, their data, the page)
 - `report_across`, `suite`: the cross-task page, and running a comparison on several tasks
 - `seeds`: the lab notebooks' figures beside their reproductions
+- `interrupts`: Ctrl-C and SIGTERM stop a process between two writes, within seconds
 - `progress`, `workers`, `cli`: what users see while sweeps run, local worker processes, the `study` command
 """
 

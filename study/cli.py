@@ -51,6 +51,15 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def stopping_cleanly(stopped: str):
+    """Ctrl-C and SIGTERM stop the command between writes (`study.interrupts`); a hard stop inside
+    one long training step prints the same `error: STOPPED` line as a Ctrl-C caught here does."""
+    from study.interrupts import graceful_interrupts
+
+    return graceful_interrupts(say=lambda text: errors.print(text, highlight=False, markup=False),
+                               farewell=f"error: {stopped}")
+
+
 # --------------------------------------------------------------------------- sweep
 
 
@@ -122,15 +131,15 @@ def sweep(
     from study.data import DataError
     from study.stores import StoreFailed, StudyNotFound, mask_password
     from study.sweep import run_sweep
-    from study.workers import graceful_interrupts
 
     resume = f"study sweep {file}" + (f" --jobs {jobs}" if jobs != 1 else "")
+    stopped = f"interrupted; finished trials are saved. Resume with: {resume}"
     try:
         if jobs < 1:
             raise ConfigError(f"--jobs must be at least 1 (got {jobs})")
         loaded = load_sweep(file)
         config = loaded.config
-        with graceful_interrupts(say=lambda text: errors.print(text, highlight=False)):
+        with stopping_cleanly(stopped):
             if jobs == 1:
                 with RichReporter(list(config.searched), config.objective.metric, config.scientific) as reporter:
                     result = run_sweep(loaded, trials=trials, storage=storage, tracking_uri=tracking_uri, reporter=reporter)
@@ -142,7 +151,7 @@ def sweep(
     except StoreFailed as err:
         raise fail(str(err), code=1)
     except KeyboardInterrupt:
-        raise fail(f"interrupted; finished trials are saved. Resume with: {resume}", code=130)
+        raise fail(stopped, code=130)
 
     console.print()
     _print_outcome(result, f"this run started {result.started}")
@@ -215,8 +224,9 @@ def worker(
     from study.progress import LineReporter
     from study.stores import StoreFailed, StudyNotFound
     from study.sweep import run_sweep
-    from study.workers import PARENT_GO_ENV, graceful_interrupts, prepare_then_wait_for_parent, stop_with_parent
+    from study.workers import PARENT_GO_ENV, prepare_then_wait_for_parent, stop_with_parent
 
+    stopped = f"interrupted; finished trials are saved. Resume with: study worker {file}"
     try:
         loaded = load_sweep(file)
         config = loaded.config
@@ -226,7 +236,7 @@ def worker(
             stop_with_parent()  # never an orphan training on after `study sweep --jobs N` was killed
         reporter = LineReporter(list(config.searched), config.objective.metric,
                                 write=lambda line: console.print(line, highlight=False, markup=False))
-        with graceful_interrupts(say=lambda text: errors.print(text, highlight=False)):
+        with stopping_cleanly(stopped):
             result = run_sweep(loaded, trials=trials, storage=storage, tracking_uri=tracking_uri, reporter=reporter,
                                replicate=False)  # `study sweep` replicates, once, not every worker
     except (ConfigError, DataError, StudyNotFound) as err:
@@ -234,7 +244,7 @@ def worker(
     except StoreFailed as err:
         raise fail(str(err), code=1)
     except KeyboardInterrupt:
-        raise fail(f"interrupted; finished trials are saved. Resume with: study worker {file}", code=130)
+        raise fail(stopped, code=130)
     _print_outcome(result, f"this worker ran {result.started}")
     if result.stopped_reason:
         raise fail(result.stopped_reason, code=1)
@@ -255,11 +265,14 @@ def rerun(
     from study.replicate import rerun_trial
     from study.stores import StudyNotFound
 
+    stopped = "interrupted; the rerun's MLflow run is marked KILLED"
     try:
-        with console.status(f"retraining trial {trial} of {study_name}"):
+        with stopping_cleanly(stopped), console.status(f"retraining trial {trial} of {study_name}"):
             result = rerun_trial(study_name, trial, storage, tracking_uri)
     except (ConfigError, DataError, StudyNotFound, LookupError, ValueError) as err:
         raise fail(str(err))
+    except KeyboardInterrupt:
+        raise fail(stopped, code=130)
     percent = "accuracy" in result.metric
     difference = f"{result.difference * 100:+.2f} pp" if percent else f"{result.difference:+.5g}"
     console.print(f"trial {trial} ({study_name}), seed {result.seed}: recorded {result.metric} {result.recorded:.4f}, "
@@ -287,10 +300,15 @@ def replicate(
             bar.update(task, description=f"replicate {index + 1}/{seeds} of trial {record.number} "
                                          f"({describe_params(record.params, dimensions or record.config.scientific)})")
 
+        stopped = ("interrupted; finished replicates are kept. Resume with: study replicate "
+                   f"{study_name} --seeds {seeds}" + (f" --compare {compare}" if compare else ""))
         try:
-            results = replicate_best(study_name, seeds, dimensions, storage, tracking_uri, progress=show)
+            with stopping_cleanly(stopped):
+                results = replicate_best(study_name, seeds, dimensions, storage, tracking_uri, progress=show)
         except (ConfigError, DataError, StudyNotFound, LookupError, ValueError) as err:
             raise fail(str(err))
+        except KeyboardInterrupt:
+            raise fail(stopped, code=130)
     if results:
         _print_replicates(results, study_name)
     else:
@@ -498,8 +516,8 @@ def suite(
     from study.report import ReportError
     from study.stores import StudyNotFound
     from study.suite import load_suite, run_suite
-    from study.workers import graceful_interrupts
 
+    stopped = f"interrupted; finished trials are saved. Resume with: study suite {file}"
     try:
         loaded = load_suite(file)
         live: list[RichReporter] = []  # one progress display at a time: each sweep's replaces the last
@@ -516,7 +534,7 @@ def suite(
                 live.pop().__exit__(None, None, None)
             console.print(message, highlight=False, markup=False)
 
-        with graceful_interrupts(say=lambda text: errors.print(text, highlight=False)):
+        with stopping_cleanly(stopped):
             try:
                 result = run_suite(loaded, storage, tracking_uri, reporter_for=reporter_for, formats=formats,
                                    out=out, progress=say)
@@ -526,7 +544,7 @@ def suite(
     except (ConfigError, DataError, StudyNotFound, ReportError) as err:
         raise fail(str(err))
     except KeyboardInterrupt:
-        raise fail(f"interrupted; finished trials are saved. Resume with: study suite {file}", code=130)
+        raise fail(stopped, code=130)
     if result.stopped_reason:
         raise fail(result.stopped_reason, code=1)
     for study in result.report.studies:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from study.interrupts import CTRL_C, Interrupted, on_hard_stop
 from study.results import TrialRecord, load_trial, trials_table
 from study.scoring import best_per_value
 from study.stores import resolve_storage, resolve_tracking_uri
@@ -68,11 +69,12 @@ def retrain(record: TrialRecord, seed: int, tracking_uri: str, role: str, index:
         run_name=f"{role}-{record.number:04d}-{index}" if role == "replicate" else f"rerun-{record.number:04d}",
     )
     try:
-        result = train_and_evaluate(
-            data, record.params, epochs=config.epochs, batch_size=config.batch_size, seed=seed,
-            metric=metric, direction=config.objective.direction, on_epoch=run.log_epoch,
-            jit_compile=config.jit_compile,  # the same kernels as the original trial
-        )
+        with on_hard_stop(lambda: record_failure(run, Interrupted(), CTRL_C)):
+            result = train_and_evaluate(
+                data, record.params, epochs=config.epochs, batch_size=config.batch_size, seed=seed,
+                metric=metric, direction=config.objective.direction, on_epoch=run.log_epoch,
+                jit_compile=config.jit_compile,  # the same kernels as the original trial
+            )
         summary = result_metrics(result, metric)
         if record.value is not None:
             summary[f"recorded_{metric}"] = record.value

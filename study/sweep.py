@@ -33,6 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from study.config import ConfigError, Sweep, SweepConfig, shown
 from study.data import load_task
+from study.interrupts import on_hard_stop
 from study.progress import GuardedReporter, SilentReporter, SweepReporter
 from study.results import FINISHED, _best_trial, state_counts, trials_table
 from study.samplers import make_pruner, make_sampler
@@ -436,7 +437,7 @@ def run_sweep(
             },
             reporter=reporter,
         )
-        with long_lived_objects_frozen():
+        with long_lived_objects_frozen(), on_hard_stop(lambda: opened.close(finished=False)):
             started = _run_until_target(opened, objective, streak, reporter)
         completed = True
     finally:

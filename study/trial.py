@@ -25,6 +25,7 @@ import optuna
 
 from study.config import HYPERPARAMETERS, SweepConfig
 from study.data import TaskData
+from study.interrupts import CTRL_C, Interrupted, on_hard_stop, reason_of
 from study.models import ModelSpec, build_model, cudnn_eligible, resolve_jit_compile, units_for_budget
 from study.progress import SilentReporter, SweepReporter
 from study.stores import mask_passwords_in, store_failure
@@ -343,11 +344,12 @@ class Objective:
                 trial.report(value, epoch)
                 return trial.should_prune()
 
-            result = train_and_evaluate(
-                self.data, params, epochs=config.epochs, batch_size=config.batch_size,
-                seed=seed, metric=metric, direction=config.objective.direction,
-                on_epoch=on_epoch, should_prune=should_prune, jit_compile=config.jit_compile,
-            )
+            with on_hard_stop(lambda: self._abandon(trial, run)):
+                result = train_and_evaluate(
+                    self.data, params, epochs=config.epochs, batch_size=config.batch_size,
+                    seed=seed, metric=metric, direction=config.objective.direction,
+                    on_epoch=on_epoch, should_prune=should_prune, jit_compile=config.jit_compile,
+                )
             summary = result_metrics(result, metric)
             for key, value in summary.items():
                 trial.set_user_attr(key, value)
@@ -373,6 +375,13 @@ class Objective:
         if result.pruned_at is not None:
             raise optuna.TrialPruned(f"pruned at epoch {result.pruned_at}")
         return result.value
+
+    @staticmethod
+    def _abandon(trial: optuna.Trial, run: TrialRun) -> None:
+        """A hard stop (`study.interrupts`) during training: mark the trial as a Ctrl-C would."""
+        trial.set_user_attr("fail_reason", CTRL_C)
+        record_failure(run, Interrupted(), CTRL_C)
+        trial.study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
 # --------------------------------------------------------------------------- recording a training
@@ -413,7 +422,7 @@ def record_result(run: TrialRun, result: TrainingResult, params: dict[str, Any],
 def failure_reason(err: BaseException) -> str:
     """One line saying why a training failed (its traceback goes to `failure.json`)."""
     if isinstance(err, KeyboardInterrupt):
-        return "interrupted by the user (Ctrl-C)"
+        return reason_of(err)
     if isinstance(err, TrackingFailed) and err.__cause__ is not None:
         err = err.__cause__
     reason = str(err) if isinstance(err, TrialFailed) else f"{type(err).__name__}: {err}".strip()

@@ -6,10 +6,8 @@ CPU threads (`RNN_STUDY_THREADS`), follows their output, and counts finished tri
 storage until every worker has exited. The workers coordinate through the study alone (see
 `study.sweep`), exactly as workers started by hand on other machines do.
 
-`graceful_interrupts` makes Ctrl-C (SIGINT) and SIGTERM stop a sweep cleanly: the signal becomes
-a KeyboardInterrupt at once during training, but never inside a write to the stores, so an
-epoch's metrics or a trial's record are written whole before the trial is marked (Optuna FAIL,
-MLflow KILLED) and the process exits.
+Children die with their parent: `study ui`'s server and its workers through a watchdog process,
+`--jobs` workers by stopping themselves as a Ctrl-C would (`study.interrupts`) once it is gone.
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from study.config import STORAGE_ENV, THREADS_ENV, TRACKING_ENV, ConfigError, Sweep
+from study.interrupts import request_stop
 from study.progress import SilentReporter, SweepReporter
 from study.results import state_counts
 from study.stores import resolve_storage, resolve_tracking_uri
@@ -48,80 +47,6 @@ def cpu_count() -> int:
 def threads_per_worker(jobs: int) -> int:
     """An equal share of the cores, so N workers do not oversubscribe the CPU."""
     return max(1, cpu_count() // jobs)
-
-
-# --------------------------------------------------------------------------- Ctrl-C and SIGTERM
-
-# A signal that arrives while code of these modules runs waits until it returns: these are the
-# writes to the stores (MLflow, Optuna's storage and their database drivers), and the places where
-# Python would swallow the exception (weakref callbacks and finalizers run by the garbage collector).
-_BOOKKEEPING = ("mlflow", "sqlalchemy", "optuna.storages", "optuna.study._tell", "study.tracking",
-                "sqlite3", "psycopg", "pymysql", "MySQLdb", "requests", "urllib3", "http.client",
-                "weakref", "_weakrefset")
-
-
-def _not_now(frame) -> bool:
-    while frame is not None:
-        if frame.f_globals.get("__name__", "").startswith(_BOOKKEEPING) or frame.f_code.co_name == "__del__":
-            return True
-        frame = frame.f_back
-    return False
-
-
-@contextlib.contextmanager
-def graceful_interrupts(say: Callable[[str], None] | None = None) -> Iterator[None]:
-    """Turn SIGINT and SIGTERM into one KeyboardInterrupt, raised outside any write to the stores.
-
-    A signal during a write is held until the write returns (checked every 50 ms). Once the
-    interrupt is raised, further signals are ignored so that marking the trial cannot itself be
-    interrupted; kill -9 remains for the impatient (and heartbeats clean up after it). Should
-    Python swallow the interrupt anyway (an "exception ignored" in a callback of the garbage
-    collector), it is raised again.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    say = say or (lambda text: print(text, file=sys.stderr, flush=True))
-    state = {"pending": False, "raised": False}
-
-    def on_signal(signum, frame) -> None:
-        if state["raised"]:
-            say("already stopping: marking the current trial, then exiting")
-            return
-        if _not_now(frame):
-            if not state["pending"] and signum != signal.SIGALRM:
-                say("stopping after the current write to the stores...")
-            state["pending"] = True
-            signal.setitimer(signal.ITIMER_REAL, 0.05)
-            return
-        state["pending"], state["raised"] = False, True
-        raise KeyboardInterrupt
-
-    def on_alarm(signum, frame) -> None:
-        if state["pending"]:
-            on_signal(signum, frame)
-
-    previous_hook = sys.unraisablehook
-
-    def on_unraisable(unraisable) -> None:
-        if isinstance(unraisable.exc_value, KeyboardInterrupt) and state["raised"]:
-            state["raised"], state["pending"] = False, True  # swallowed: raise it again shortly
-            signal.setitimer(signal.ITIMER_REAL, 0.05)
-            return
-        previous_hook(unraisable)
-
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGALRM, on_alarm)
-    sys.unraisablehook = on_unraisable
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        sys.unraisablehook = previous_hook
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 # --------------------------------------------------------------------------- children that die with their parent
@@ -169,7 +94,7 @@ def stop_with_parent(poll_seconds: float = 1.0) -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(poll_seconds)
-        os.kill(os.getpid(), signal.SIGINT)
+        request_stop("stopped because its parent process (study sweep --jobs) ended")
 
     threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()
 

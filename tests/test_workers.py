@@ -448,6 +448,65 @@ def test_ctrl_c_marks_the_trial_and_says_how_to_resume(tmp_path):
     assert runs_of("ctrl-c", tracking, "parent")[0].info.status == "KILLED"
 
 
+# A training whose first epoch is logged, then one TensorFlow call that runs for minutes in C++:
+# as one step of a huge model does, it holds the main thread where Python cannot run a handler.
+LONG_STEP_LAUNCHER = """
+import sys
+import tensorflow as tf
+import study.trial
+
+@tf.function
+def one_long_step():
+    x = tf.random.normal((400, 400))
+    body = lambda i, x: (i + 1, tf.tanh(tf.matmul(x, x) / 400.0))
+    return tf.while_loop(lambda i, x: i < 10_000_000, body, (0, x))[1]
+
+def train(data, params, *, on_epoch=None, **settings):
+    on_epoch(1, {"loss": 1.0, "accuracy": 0.1, "val_loss": 1.0, "val_accuracy": 0.1})
+    one_long_step()
+    raise AssertionError("the long step ended: it was meant to be interrupted")
+
+study.trial.train_and_evaluate = train
+sys.argv[0] = "study"
+from study.cli import main
+main()
+"""
+
+
+def test_ctrl_c_inside_one_long_training_step_stops_within_seconds(tmp_path):
+    # Issue 13, item 10: a Ctrl-C used to wait for the step to end (50 s for an LSTM 4096 x 8).
+    from study.interrupts import CTRL_C, STUCK_SECONDS
+
+    storage, tracking = f"sqlite:///{tmp_path}/mlruns/optuna.db", f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    sweep = write_sweep(tmp_path, "long-step", trials=2, epochs=5)
+    process = subprocess.Popen([sys.executable, "-c", LONG_STEP_LAUNCHER, "sweep", str(sweep), "--storage", storage,
+                                "--tracking-uri", tracking], cwd=tmp_path, env=study_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def first_epoch_logged() -> bool:
+        started = [t for t in trials_of("long-step", storage) if "mlflow_run_id" in t.user_attrs] \
+            if Path(storage[10:]).exists() and _count(storage, "long-step", "RUNNING") else []
+        return bool(started) and bool(MlflowClient(tracking).get_metric_history(started[0].user_attrs["mlflow_run_id"], "loss"))
+
+    wait_until(first_epoch_logged, 180, "the first epoch", process, interval=0.5)
+    time.sleep(1)  # inside the long step by now
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    took = time.monotonic() - sent
+    assert process.returncode == 130, stdout + stderr
+    assert took < STUCK_SECONDS + 10, f"stopped {took:.1f} s after Ctrl-C"
+    assert "training is inside one long step" in stderr and f"Resume with: study sweep {sweep}" in stderr
+    assert "Traceback" not in stderr
+
+    [trial] = trials_of("long-step", storage)
+    assert trial.state.name == "FAIL" and trial.user_attrs["fail_reason"] == CTRL_C
+    run = MlflowClient(tracking).get_run(trial.user_attrs["mlflow_run_id"])
+    assert run.info.status == "KILLED" and run.data.tags["fail_reason"] == CTRL_C
+    assert runs_of("long-step", tracking, "parent")[0].info.status == "KILLED"
+    print(f"\nCtrl-C inside one long step: exit 130 after {took:.1f} s, trial FAIL, runs KILLED")
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for stat in glob.glob("/proc/[0-9]*/stat"):
@@ -483,7 +542,7 @@ def test_kill_9_of_the_sweep_jobs_parent_stops_its_workers_and_marks_their_trial
     wait_until(lambda: not any(_alive(pid) for pid in workers), 60, "the workers to stop with their parent")
     trials = trials_of("orphans", storage)
     assert [t.state.name for t in trials] == ["FAIL"] * len(trials) and len(trials) == 2
-    assert {t.user_attrs["fail_reason"] for t in trials} == {"interrupted by the user (Ctrl-C)"}
+    assert {t.user_attrs["fail_reason"] for t in trials} == {"stopped because its parent process (study sweep --jobs) ended"}
     assert {r.info.status for r in runs_of("orphans", tracking)} == {"KILLED"}
 
 
