@@ -23,8 +23,11 @@ from rich.progress import (
 )
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from study.config import ConfigError, load_sweep
+from study.config import (
+    CELL_COLOURS, DEFAULT_STORAGE, DEFAULT_TRACKING_URI, STORAGE_ENV, TRACKING_ENV, ConfigError, load_sweep,
+)
 from study.progress import describe_params, waiting_text
 
 # TensorFlow prints CPU-feature and oneDNN notices at import; they say nothing actionable here.
@@ -33,13 +36,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 app = typer.Typer(
     help="Tracked, reproducible RNN vs GRU vs LSTM hyperparameter studies (Optuna + MLflow).",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: no `<bool>` after flags, brackets shown as written
 )
 # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; logs are read wide.
 console = Console(width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
-StorageOption = typer.Option(None, "--storage", help="Optuna storage URL [env RNN_STUDY_STORAGE; default sqlite:///mlruns/optuna.db]")
-TrackingOption = typer.Option(None, "--tracking-uri", help="MLflow tracking URI [env MLFLOW_TRACKING_URI; default sqlite:///mlruns/mlflow.db]")
+def _store_option(flag: str, what: str, env: str, default: str, from_file: bool) -> typer.models.OptionInfo:
+    fallback = f"the sweep file's `{flag[2:].replace('-', '_')}`, else {default}" if from_file else default
+    return typer.Option(None, flag, metavar=what.split()[-1], show_default=False,
+                        help=f"{what} [env var: {env}; default: {fallback}]")
+
+
+StorageOption = _store_option("--storage", "Optuna storage URL", STORAGE_ENV, DEFAULT_STORAGE, from_file=False)
+TrackingOption = _store_option("--tracking-uri", "MLflow tracking URI", TRACKING_ENV, DEFAULT_TRACKING_URI, from_file=False)
+# Commands that read a sweep file, whose `storage` / `tracking_uri` come before the defaults.
+FileStorageOption = _store_option("--storage", "Optuna storage URL", STORAGE_ENV, DEFAULT_STORAGE, from_file=True)
+FileTrackingOption = _store_option("--tracking-uri", "MLflow tracking URI", TRACKING_ENV, DEFAULT_TRACKING_URI,
+                                   from_file=True)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -123,8 +137,8 @@ class RichReporter:
 def sweep(
     file: Path = typer.Argument(..., help="sweep file, e.g. sweeps/quick.yaml"),
     trials: Optional[int] = typer.Option(None, "--trials", "-n", help="trials that must finish (default: the file's `trials`)"),
-    storage: Optional[str] = StorageOption,
-    tracking_uri: Optional[str] = TrackingOption,
+    storage: Optional[str] = FileStorageOption,
+    tracking_uri: Optional[str] = FileTrackingOption,
     jobs: int = typer.Option(1, "--jobs", "-j", help="worker processes on this machine, each with an equal share of the CPU threads"),
 ) -> None:
     """Run a sweep, or resume it: finished trials are kept and the study continues to its target."""
@@ -216,8 +230,8 @@ def _sweep_with_workers(loaded, jobs: int, trials, storage, tracking_uri):
 def worker(
     file: Path = typer.Argument(..., help="sweep file, e.g. sweeps/quick.yaml (the same file on every machine)"),
     trials: Optional[int] = typer.Option(None, "--trials", "-n", help="trials that must finish (default: the file's `trials`)"),
-    storage: Optional[str] = StorageOption,
-    tracking_uri: Optional[str] = TrackingOption,
+    storage: Optional[str] = FileStorageOption,
+    tracking_uri: Optional[str] = FileTrackingOption,
 ) -> None:
     """Join a shared sweep as one worker (any machine): run trials until the study has its target."""
     from study.data import DataError
@@ -411,7 +425,9 @@ def dataframe_table(frame: pd.DataFrame, title: str, wide: bool = False) -> Tabl
         numeric = pd.api.types.is_numeric_dtype(frame[column])
         table.add_column(str(column), justify="right" if numeric else "left", no_wrap=column != "fail_reason")
     for index in range(len(frame)):
-        table.add_row(*(texts[column][index] for column in shown))
+        # A cell name in its figure colour (config.CELL_COLOURS), so tables and figures match.
+        table.add_row(*(Text(texts[column][index], style=CELL_COLOURS.get(texts[column][index], ""))
+                        if column == "cell" else texts[column][index] for column in shown))
     table.width_needed = 1 + sum(needed[c] for c in shown)  # what `print_table` gives it with `wide`
     return table
 
@@ -508,8 +524,8 @@ def suite(
     file: Path = typer.Argument(..., help="suite file, e.g. sweeps/suites/offline.yaml"),
     out: Optional[Path] = typer.Option(None, "--out", help="cross-task page folder (default reports/<suite name>)"),
     formats: str = typer.Option("png,pdf", "--formats", help="figure formats, e.g. png,pdf,svg"),
-    storage: Optional[str] = StorageOption,
-    tracking_uri: Optional[str] = TrackingOption,
+    storage: Optional[str] = FileStorageOption,
+    tracking_uri: Optional[str] = FileTrackingOption,
 ) -> None:
     """Run a comparison on several tasks (the suite's sweep files, with their replicates), then report across tasks."""
     from study.data import DataError

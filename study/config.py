@@ -102,6 +102,8 @@ def _as_number(value: Any, integer: bool) -> int | float | None:
 
 
 CELLS = ("SimpleRNN", "GRU", "LSTM")
+# Each cell's colour in every figure and terminal table: seaborn's colour-blind palette, first three.
+CELL_COLOURS = {"SimpleRNN": "#0173b2", "GRU": "#de8f05", "LSTM": "#029e73"}
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "elu", "selu", "gelu", "softsign", "linear")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 
@@ -492,6 +494,8 @@ class Reported(StrictModel):
 # Settings read from the environment (flags win over them, they win over the sweep file).
 STORAGE_ENV = "RNN_STUDY_STORAGE"  # Optuna storage URL
 TRACKING_ENV = "MLFLOW_TRACKING_URI"  # MLflow tracking URI (MLflow's own variable)
+DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"  # the stores when neither flag, variable nor sweep file names one
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 HEARTBEAT_ENV = "RNN_STUDY_HEARTBEAT_SECONDS"  # seconds between a running trial's heartbeats
 THREADS_ENV = "RNN_STUDY_THREADS"  # TensorFlow CPU threads per process
 

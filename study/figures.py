@@ -23,11 +23,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from study.config import CELLS, HYPERPARAMETERS
+from study.config import CELL_COLOURS, CELLS, HYPERPARAMETERS
 
 DPI = 200
-_COLOURBLIND = sns.color_palette("colorblind")
-CELL_COLOURS = {cell: _COLOURBLIND[index] for index, cell in enumerate(CELLS)}
 NEUTRAL = "#555555"
 FAILED_STYLE = {"marker": "x", "s": 40, "linewidths": 1.6}
 
@@ -191,7 +189,7 @@ def isolation(
     ax.set_xticks(range(len(order)), ticks)
     ax.set_xlim(-0.6, len(order) - 0.4)
     ax.margins(y=0.15)
-    ax.set(xlabel=label(by), ylabel=score_label, title=f"Best trial per {by}")
+    ax.set(xlabel=label(by), ylabel=score_label + _zoomed(ax), title=f"Best trial per {by}")
     fig.legend(
         handles=[
             Line2D([], [], marker="o", ls="", color=NEUTRAL, ms=9, label="best search trial"),
@@ -202,6 +200,12 @@ def isolation(
         loc="outside lower center", ncol=3, frameon=False,
     )
     return fig
+
+
+def _zoomed(ax) -> str:
+    """The words an axis label needs when its scores do not start at zero."""
+    low, high = ax.get_ylim()
+    return "" if low <= 0 <= high else " (zoomed axis: not from 0)"
 
 
 def distribution(
@@ -229,7 +233,7 @@ def distribution(
     if not no_score.empty:
         _draw_failed(ax, _failed_band(ax), np.array([positions[v] for v in no_score[by]]) + _jitter(len(no_score)),
                      [hue_colours[v] for v in no_score[hue]])
-    ax.set(xlabel=label(by), ylabel=score_label, title=f"All trials per {by}")
+    ax.set(xlabel=label(by), ylabel=score_label + _zoomed(ax), title=f"All trials per {by}")
     handles = [Line2D([], [], marker="o", ls="", color=NEUTRAL, ms=8, label="completed")]
     if not pruned.empty:
         handles.append(Line2D([], [], marker="o", ls="", mfc="none", color=NEUTRAL, ms=8, mew=1.5,
@@ -313,7 +317,7 @@ def objective_vs_params(
             sns.stripplot(data=done, x=param, y=score, order=_order(trials[param]), hue="cell", palette=colours,
                           jitter=0.2, size=6, alpha=0.85, legend=False, ax=ax)
         ax.set_xlabel(label(param) + (" (log scale)" if param in log_params else ""))
-        ax.set_ylabel(score_label)
+        ax.set_ylabel(score_label + _zoomed(ax))
     y_failed = _failed_band(axes[0]) if not failed.empty else None  # the shared y axis: one band for all panels
     for ax, param in zip(axes, params if y_failed is not None else []):
         if _is_numeric_axis(trials[param], param):
@@ -352,7 +356,7 @@ def cost(trials: pd.DataFrame, score: str, score_label: str, maximize: bool = Tr
                     label="Pareto front (best score at or below this size)")
             ax.legend(loc="best", frameon=False, fontsize=9)
         ax.set_xlabel(label(x) if x == "param_count" or spread <= 30 else "training time (s, log scale)")
-        ax.set_ylabel(score_label)
+        ax.set_ylabel(score_label + _zoomed(ax))
     axes[0].set_title("against model size")
     axes[1].set_title("against training time (all epochs)")
     fig.suptitle("Cost of each trial's score")

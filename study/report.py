@@ -31,15 +31,15 @@ import yaml
 from study import figures, report_figures, stats, tracking
 from study import verdict as verdict_rules
 from study.config import HYPERPARAMETERS, STORAGE_ENV, ConfigError, SweepConfig, load_sweep, metric_direction, parse_config
-from study.results import param_importances
+from study.results import in_trial_order, param_importances
 from study.scoring import (
     best_per_value, best_summary_columns, direction_of, score_column, value_order, varying_params,
 )
 from study.stores import StudyNotFound, mask_password, resolve_storage, resolve_tracking_uri
 from study.tables import formatted, markdown_table, write_table
 
-SUMMARY_METRICS = ("param_count", "seconds_per_epoch", "train_seconds", "best_epoch")
-INTEGER_METRICS = {"param_count", "best_epoch"}
+SUMMARY_METRICS = ("param_count", "seconds_per_epoch", "train_seconds", "best_epoch", "pruned_at_epoch")
+INTEGER_METRICS = {"param_count", "best_epoch", "pruned_at_epoch"}
 EVALUATORS = {"fANOVA": "fanova", "PED-ANOVA": "ped-anova"}  # shown name -> study.results' name
 FEW_TRIALS = 5  # fewer completed trials than this per compared value: the best is a rough estimate
 EDGE = 0.05  # a best value within 5% of a range's end (log-scaled where searched on a log scale)
@@ -76,8 +76,10 @@ class ReportResult:
 
 
 def load_trials(study_name: str, tracking_uri: str | None = None) -> pd.DataFrame:
-    """One row per trial run of a study in MLflow: trial, state, every hyperparameter (typed),
-    score (`best_<metric>`), `test_*`, size and speed, seed, fail_reason and run_id."""
+    """One row per trial run of a study in MLflow, with the columns of `study show --csv` (read
+    from Optuna) in the same order (`study.results.in_trial_order`): trial, state, score
+    (`best_<metric>`), `test_*`, every hyperparameter (typed), size and speed, seed, fail_reason,
+    mlflow_run_id."""
     try:
         uri = resolve_tracking_uri(tracking_uri)
     except ConfigError as err:
@@ -105,12 +107,12 @@ def epoch_history(study_name: str, tracking_uri: str | None = None) -> pd.DataFr
     """
     trials = load_trials(study_name, tracking_uri)
     uri = resolve_tracking_uri(tracking_uri)
-    long = tracking.load_histories(uri, list(trials["run_id"]), list(EPOCH_METRICS))
+    long = tracking.load_histories(uri, list(trials["mlflow_run_id"]), list(EPOCH_METRICS))
     wide = long.pivot_table(index=["run_id", "epoch"], columns="key", values="value", aggfunc="last").reset_index()
-    described = [c for c in ("trial", "cell", "units", "depth", "state", "run_id") if c in trials]
-    table = trials[described].merge(wide, on="run_id").drop(columns="run_id")
+    described = [c for c in ("trial", "cell", "units", "depth", "state") if c in trials]
+    table = trials[[*described, "mlflow_run_id"]].merge(wide, left_on="mlflow_run_id", right_on="run_id")
     metrics = [m for m in EPOCH_METRICS if m in table]
-    table = table.assign(study=study_name)[["study", *[c for c in described if c != "run_id"], "epoch", *metrics]]
+    table = table.assign(study=study_name)[["study", *described, "epoch", *metrics]]
     return table.astype({"epoch": int}).sort_values(["trial", "epoch"]).reset_index(drop=True)
 
 
@@ -136,8 +138,8 @@ def _trials_frame(runs: pd.DataFrame) -> pd.DataFrame:
         columns[metric] = values.round().astype("Int64") if metric in INTEGER_METRICS else values.astype(float)
     columns["seed"] = pd.to_numeric(_column(runs, "tags.seed")).astype("Int64")
     columns["fail_reason"] = _column(runs, "tags.fail_reason")
-    columns["run_id"] = runs["run_id"]
-    return pd.DataFrame(columns).sort_values("trial").reset_index(drop=True)
+    columns["mlflow_run_id"] = runs["run_id"]
+    return in_trial_order(pd.DataFrame(columns).sort_values("trial").reset_index(drop=True))
 
 
 def _column(runs: pd.DataFrame, name: str) -> pd.Series:
@@ -386,7 +388,8 @@ class _Builder:
             written = write_table(data.best, stage / "tables", "best")
             if data.two_way is not None:
                 written += write_table(data.two_way, stage / "tables", "two_way")
-            written += write_table(data.trials, stage / "tables", "trials")
+            # Data more than a table to read: its CSV is at full precision, as `study show --csv`'s.
+            written += write_table(data.trials, stage / "tables", "trials", exact_csv=True)
             if self.paired is not None:
                 written += write_table(self.paired, stage / "tables", "paired")
                 written += write_table(self.paired_comparisons, stage / "tables", "paired_comparisons")

@@ -55,7 +55,7 @@ class ReportData:
     def best_runs(self, limit: int | None = None) -> pd.DataFrame:
         """The best trial of each compared value with its run id, in the values' order; with `limit`,
         only that many of the highest-scoring ones."""
-        rows = self.best.dropna(subset=["trial"]).merge(self.trials[["trial", "run_id"]], on="trial")
+        rows = self.best.dropna(subset=["trial"]).merge(self.trials[["trial", "mlflow_run_id"]], on="trial")
         if limit is not None:
             kept = rows.sort_values(self.score, ascending=not self.maximize).head(limit)
             rows = rows[rows["trial"].isin(kept["trial"])]
@@ -78,7 +78,8 @@ def isolation_figure(data: ReportData, top: int = 3) -> Drawn:
               "not seed-to-seed noise.")
     return Drawn("isolation", f"Best trial per {data.primary}", (
         f"The best completed search trial of each {data.primary} value, with its score. {spread} n counts the "
-        "completed search trials."),
+        "completed search trials. The score axis is zoomed to the data (it does not start at zero) where the "
+        "axis label says so."),
         isolation(data.trials, data.primary, data.score, data.order, data.colours, data.maximize,
                   data.score_label, top, data.replicates))
 
@@ -143,11 +144,11 @@ def curves_figure(data: ReportData) -> Drawn | None:
     if rows.empty:
         return None  # no completed trial: the warnings already say so
     key = "mae" if data.kind == "regression" else "accuracy"
-    histories = tracking.load_histories(data.tracking_uri, list(rows["run_id"]), ["loss", "val_loss", key, f"val_{key}"])
+    histories = tracking.load_histories(data.tracking_uri, list(rows["mlflow_run_id"]), ["loss", "val_loss", key, f"val_{key}"])
     if histories.empty:
         data.warnings.append("no per-epoch metrics were logged for the best trials: no learning curves")
         return None
-    runs = [(f"{data.name(r[data.primary])} (trial {r['trial']})", r["run_id"], data.colours[r[data.primary]],
+    runs = [(f"{data.name(r[data.primary])} (trial {r['trial']})", r["mlflow_run_id"], data.colours[r[data.primary]],
              None if pd.isna(r["best_epoch"]) else int(r["best_epoch"])) for _, r in rows.iterrows()]
     loss = "loss (MSE)" if data.kind == "regression" else "loss (cross-entropy)"
     metric = "MAE (target units)" if key == "mae" else "accuracy (fraction correct)"
@@ -198,7 +199,7 @@ def task_figure(data: ReportData, max_models: int = 4) -> Drawn | None:
         data.warnings.append(f"no {what}: the test data of task `{data.config.task.name}` could not be loaded ({err})")
         return None
     rows = data.best_runs(limit=max_models)
-    predicted = predict_best(data.tracking_uri, list(rows["run_id"]), test.x_test)
+    predicted = predict_best(data.tracking_uri, list(rows["mlflow_run_id"]), test.x_test)
     missing = [str(t) for t, p in zip(rows["trial"], predicted) if p is None]
     if missing:
         data.warnings.append(f"no `model.keras` logged for trial(s) {', '.join(missing)} (a sweep with "

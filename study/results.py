@@ -18,7 +18,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from study.config import SweepConfig, parse_config
+from study.config import HYPERPARAMETERS, SweepConfig, parse_config
 from study.stores import StudyNotFound, mask_password, open_storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -119,7 +119,25 @@ def trials_table(study_name: str, storage: str) -> pd.DataFrame:
             "fail_reason": attrs.get("fail_reason") or (DIED if trial.state == TrialState.FAIL else None),
             "mlflow_run_id": attrs.get("mlflow_run_id"),
         })
-    return pd.DataFrame(rows)
+    return in_trial_order(pd.DataFrame(rows))
+
+
+# The columns that close every trials table, in this order (the run id last: users copy it).
+TRIAL_TAIL = ("param_count", "seconds_per_epoch", "train_seconds", "best_epoch", "pruned_at_epoch", "seed",
+              "fail_reason", "mlflow_run_id")
+
+
+def in_trial_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """The column order every trials table shares (`study show --csv` from Optuna, the report's
+    tables/trials.csv from MLflow): trial, state, the score, test metrics, the hyperparameters, then
+    size, speed, seed, fail reason and MLflow run id."""
+    head = [c for c in ("trial", "state") if c in frame]
+    head += sorted(c for c in frame if c.startswith("best_") and c != "best_epoch")
+    head += sorted(c for c in frame if c.startswith("test_"))
+    tail = [c for c in TRIAL_TAIL if c in frame]
+    rest = [c for c in frame if c not in head and c not in tail]
+    params = [c for c in HYPERPARAMETERS if c in rest] + [c for c in rest if c not in HYPERPARAMETERS]
+    return frame[head + params + tail]
 
 
 def _best_trial(study: optuna.Study) -> FrozenTrial | None:

@@ -25,12 +25,9 @@ import optuna
 import sqlalchemy
 
 from study.config import (
-    HEARTBEAT_ENV, STORAGE_ENV, STORAGE_SCHEMES, THREADS_ENV, TRACKING_ENV, TRACKING_SCHEMES, ConfigError, SweepConfig,
-    check_uri, shown,
+    DEFAULT_STORAGE, DEFAULT_TRACKING_URI, HEARTBEAT_ENV, STORAGE_ENV, STORAGE_SCHEMES, THREADS_ENV, TRACKING_ENV,
+    TRACKING_SCHEMES, ConfigError, SweepConfig, check_uri, shown,
 )
-
-DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
-DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 
 
 def sqlite_path(uri: str) -> Path | None:

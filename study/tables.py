@@ -1,5 +1,6 @@
 """Tables as files: every cell rounded once, then written as CSV, Markdown and LaTeX with the very
-same text, so a number copied from any of them into a lab report is the same number.
+same text, so a number copied from any of them into a lab report is the same number (the trials
+table's CSV, a data file, keeps every digit).
 
 Markdown comes from pandas (`to_markdown`, through `tabulate`), LaTeX from pandas' `Styler`
 (booktabs rules, LaTeX special characters escaped).
@@ -32,11 +33,13 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
-def write_table(frame: pd.DataFrame, folder: Path, stem: str) -> list[Path]:
-    """`frame` as `<stem>.csv`, `.md` and `.tex` in `folder`; returns the three paths."""
+def write_table(frame: pd.DataFrame, folder: Path, stem: str, exact_csv: bool = False) -> list[Path]:
+    """`frame` as `<stem>.csv`, `.md` and `.tex` in `folder`; returns the three paths. With
+    `exact_csv` the CSV keeps every digit (a data file for users' own analysis) and only the
+    Markdown and LaTeX are rounded."""
     text = formatted(frame)
     paths = [folder / f"{stem}.{ext}" for ext in ("csv", "md", "tex")]
-    text.to_csv(paths[0], index=False)
+    (frame if exact_csv else text).to_csv(paths[0], index=False)
     paths[1].write_text(markdown_table(text) + "\n")
     paths[2].write_text(latex_table(text))
     return paths

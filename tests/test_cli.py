@@ -208,3 +208,17 @@ def test_terminal_tables_fit_by_leaving_out_whole_columns_never_by_cutting_names
     study.cli.print_table(frame, "trials", wide=True)
     every = wide.getvalue()
     assert "…" not in every and "seconds_per_epoch" in every and "learning_rate" in every
+
+
+@pytest.mark.parametrize("command", ["sweep", "worker", "show", "report", "doctor", "replicate"])
+def test_help_names_each_store_default_and_its_environment_variable(command):
+    # It used to show neither (Rich ate the brackets) and a stray `--help <bool>`.
+    result = invoke(command, "--help")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # help wraps lines
+    assert "[env var: RNN_STUDY_STORAGE; default:" in text and "sqlite:///mlruns/optuna.db]" in text
+    if command != "show":
+        assert "[env var: MLFLOW_TRACKING_URI; default:" in text and "sqlite:///mlruns/mlflow.db]" in text
+    if command in ("sweep", "worker"):
+        assert "default: the sweep file's `storage`, else sqlite:///mlruns/optuna.db" in text
+    assert "<bool>" not in text

@@ -174,7 +174,7 @@ def test_load_trials_gives_params_their_types(digits):
     assert trials["learning_rate"].dtype.kind == "f"
     assert trials["bidirectional"].map(type).eq(bool).all()
     assert trials["param_count"].notna().all() and trials["seed"].notna().all()
-    assert trials["run_id"].str.len().eq(32).all()
+    assert trials["mlflow_run_id"].str.len().eq(32).all()
 
 
 def test_two_way_table_holds_the_best_of_each_cell_and_units(digits):
@@ -200,10 +200,17 @@ def test_every_figure_is_written_in_each_format(digits, sine):
 
 
 def test_csv_markdown_and_latex_carry_the_same_numbers(digits):
-    for stem in ("best", "two_way", "trials"):
+    for stem in ("best", "two_way"):
         tables = written(digits["report"], stem)
         assert tables["csv"].equals(tables["md"]), stem
         assert tables["csv"].equals(tables["tex"]), stem
+    # The trials CSV is data at full precision; its Markdown and LaTeX are the same numbers rounded once.
+    from study.tables import formatted
+
+    tables = written(digits["report"], "trials")
+    exact = pd.read_csv(digits["report"].out / "tables" / "trials.csv")
+    assert formatted(exact).astype(str).equals(tables["md"]) and tables["md"].equals(tables["tex"])
+    assert not tables["csv"].equals(tables["md"])  # some digits were kept, not rounded away
     best = written(digits["report"], "best")["csv"].set_index("cell")
     for cell, row in digits["report"].best.set_index("cell").iterrows():
         assert float(best.loc[cell, "best_val_accuracy"]) == pytest.approx(row["best_val_accuracy"], rel=1e-3)
@@ -364,3 +371,17 @@ def test_a_report_into_a_file_or_with_an_unusable_storage_is_one_clear_message(f
                           storage="postgresql://u:secret@127.0.0.1:1/x")
     assert any("no hyperparameter importance: the Optuna study could not be read" in w and "secret" not in w
                for w in report.warnings)
+
+
+def test_the_reports_trials_csv_says_what_study_show_csv_says(digits, tmp_path):
+    # Issue 15: they used to differ in column names (run_id / mlflow_run_id), order and precision.
+    from study.cli import app
+    from typer.testing import CliRunner
+
+    shown = CliRunner().invoke(app, ["show", "report-digits", "--storage", digits["storage"], "--csv",
+                                     str(tmp_path / "show.csv")])
+    assert shown.exit_code == 0, shown.output
+    from_optuna = pd.read_csv(tmp_path / "show.csv")
+    from_mlflow = pd.read_csv(digits["report"].out / "tables" / "trials.csv")
+    assert list(from_mlflow.columns) == list(from_optuna.columns)
+    pd.testing.assert_frame_equal(from_mlflow, from_optuna, check_exact=True)
