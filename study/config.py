@@ -754,6 +754,8 @@ def read_yaml_file(path: Path, what: str) -> tuple[Any, bytes]:
         raise ConfigError(f"{path}: cannot read {what} ({err})") from None
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader), raw  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:  # PyYAML's parser recurses once per level: `[[[[...` 400 deep ends here
+        raise ConfigError(f"{path}: malformed YAML: nested too deeply (a sweep file is a few levels deep)") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

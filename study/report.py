@@ -75,11 +75,12 @@ class ReportResult:
 # --------------------------------------------------------------------------- reading the store
 
 
-def load_trials(study_name: str, tracking_uri: str | None = None) -> pd.DataFrame:
+def load_trials(study_name: str, tracking_uri: str | None = None, notes: list[str] | None = None) -> pd.DataFrame:
     """One row per trial run of a study in MLflow, with the columns of `study show --csv` (read
     from Optuna) in the same order (`study.results.in_trial_order`): trial, state, score
     (`best_<metric>`), `test_*`, every hyperparameter (typed), size and speed, seed, fail_reason,
-    mlflow_run_id."""
+    mlflow_run_id. A trial with several runs (an Optuna store that was emptied and the study run
+    again) keeps its latest one; `notes` gets a line naming the others."""
     try:
         uri = resolve_tracking_uri(tracking_uri)
     except ConfigError as err:
@@ -91,7 +92,18 @@ def load_trials(study_name: str, tracking_uri: str | None = None) -> pd.DataFram
             raise ReportError(f"no study named {study_name!r} in the MLflow store {mask_password(uri)}; "
                               "run `study sweep` first, or pass --tracking-uri")
         raise ReportError(f"study {study_name!r} has no trial runs yet: nothing to report")
-    return _trials_frame(runs)
+    return _trials_frame(_one_run_per_trial(runs, study_name, notes if notes is not None else []))
+
+
+def _one_run_per_trial(runs: pd.DataFrame, study_name: str, notes: list[str]) -> pd.DataFrame:
+    latest = runs.sort_values("start_time").drop_duplicates(subset="tags.trial_number", keep="last")
+    extra = runs[~runs["run_id"].isin(latest["run_id"])]
+    if not extra.empty:
+        trials = sorted({int(t) for t in extra["tags.trial_number"]})
+        notes.append(f"{len(extra)} trial run(s) in MLflow repeat trial(s) {', '.join(map(str, trials))} "
+                     f"(runs {', '.join(extra['run_id'])}); the report uses each trial's latest run. "
+                     f"`study doctor {study_name}` says which run Optuna recorded, and --repair sets the others aside")
+    return latest
 
 
 EPOCH_METRICS = ("loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae")
@@ -169,6 +181,7 @@ class _Study:
     config: SweepConfig | None  # the resolved sweep definition the parent run recorded
     metric: str
     direction: str
+    notes: list[str] = field(default_factory=list)  # what the MLflow store itself says is off (duplicate runs)
 
     @property
     def score(self) -> str:
@@ -182,7 +195,8 @@ class _Study:
 
 
 def _open_study(name: str, tracking_uri: str, sweep_config: SweepConfig | None) -> _Study:
-    trials = load_trials(name, tracking_uri)
+    notes: list[str] = []
+    trials = load_trials(name, tracking_uri, notes)
     parents = tracking.load_runs(tracking_uri, name, "parent")
     parent = parents.iloc[0].to_dict() if not parents.empty else {}
     config = _recorded_config(tracking_uri, parent) or sweep_config
@@ -192,7 +206,7 @@ def _open_study(name: str, tracking_uri: str, sweep_config: SweepConfig | None) 
     direction = config.objective.direction if config else metric_direction(metric)
     if f"best_{metric}" not in trials:
         trials[f"best_{metric}"] = np.nan  # no trial completed yet
-    return _Study(name, tracking_uri, trials, parent, config, metric, direction)
+    return _Study(name, tracking_uri, trials, parent, config, metric, direction, notes)
 
 
 def _recorded_config(tracking_uri: str, parent: dict[str, Any]) -> SweepConfig | None:
@@ -625,7 +639,7 @@ def _metric_text(metric: str, kind: str) -> str:
 
 def data_warnings(study: _Study, by: str, best: pd.DataFrame) -> list[str]:
     """What a reader must know before trusting the comparison: gaps, failures, thin data, edges."""
-    trials, config, warnings = study.trials, study.config, []
+    trials, config, warnings = study.trials, study.config, list(study.notes)
     hp = config.hyperparameters.get(by) if config else None
     missing = [v for v in (hp.choices or ()) if v not in set(trials[by])] if hp else []
     if missing:

@@ -156,6 +156,8 @@ CASES = [
     Case("yaml-alias", lambda d: ["sweep", _file(ALIAS_BOMB)(d)],
          "sweep.yaml: malformed YAML at line 9, column 12: aliases (*a0) are not allowed in sweep files; "
          "write the value out"),
+    Case("yaml-nested-too-deeply", lambda d: ["sweep", _file(OK + "extra: " + "[" * 400 + "]" * 400 + "\n")(d)],
+         "sweep.yaml: malformed YAML: nested too deeply (a sweep file is a few levels deep)"),
     Case("sweep-file-name-with-markup", lambda d: ["sweep", "nope[/].yaml"], "nope[/].yaml: no such sweep file"),
     Case("storage-in-memory", lambda d: ["sweep", _file(OK)(d), "--storage", "sqlite://"],
          "storage 'sqlite://' is an in-memory database: the study would be lost when the command ends; "

@@ -385,3 +385,24 @@ def test_the_reports_trials_csv_says_what_study_show_csv_says(digits, tmp_path):
     from_mlflow = pd.read_csv(digits["report"].out / "tables" / "trials.csv")
     assert list(from_mlflow.columns) == list(from_optuna.columns)
     pd.testing.assert_frame_equal(from_mlflow, from_optuna, check_exact=True)
+
+
+def test_a_trial_with_two_runs_is_reported_once_with_a_warning(tmp_path, shared_tracking_uri):
+    # Issue 13, item 3's damage (the study run again after its Optuna store was emptied) used to
+    # crash the report: `TypeError: must be real number, not Series` in edge_warnings.
+    from study.tracking import SweepTracker
+
+    fill_store(shared_tracking_uri, "report-duplicates")
+    tracker = SweepTracker(shared_tracking_uri, experiment_name="report-duplicates")
+    tracker.attach_parent("report-duplicates")
+    again = tracker.start_trial(0, params={"cell": "SimpleRNN", "learning_rate": 0.0099, "epochs": 3},
+                                tags={"cell": "SimpleRNN", "seed": 0})
+    again.finish("COMPLETE", metrics={"best_val_accuracy": 0.81, "best_epoch": 2, "test_accuracy": 0.8}, tags={})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(study.data, "load_task", lambda task: (_ for _ in ()).throw(study.data.DataError("offline")))
+        report = build_report("report-duplicates", out=tmp_path / "report", formats=("png",),
+                              storage=f"sqlite:///{tmp_path}/absent/optuna.db", tracking_uri=shared_tracking_uri)
+    assert report.trials["trial"].is_unique and len(report.trials) == len(FILLED)
+    assert report.trials.set_index("trial").loc[0, "mlflow_run_id"] == again.run_id  # the latest run
+    [warning] = [w for w in report.warnings if "repeat trial(s) 0" in w]
+    assert again.run_id not in warning and "study doctor report-duplicates" in warning
