@@ -13,13 +13,14 @@ import contextlib
 import hashlib
 import os
 import re
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import optuna
 import sqlalchemy
@@ -80,6 +81,24 @@ def store_failure(err: BaseException) -> str | None:
                                      "trials are kept: run the same command again to resume once it works")
         err, seen = err.__cause__ or err.__context__, seen + 1
     return None
+
+
+@contextlib.contextmanager
+def store_failures_in_threads_silenced() -> Iterator[None]:
+    """Optuna's heartbeat thread dies with a traceback when its store fails (a full disk, a database
+    gone); the sweep's own thread meets the same failure and says it in one line (`store_failure`).
+    Any other exception in a thread is printed as before."""
+    previous = threading.excepthook
+
+    def hook(args) -> None:
+        if store_failure(args.exc_value) is None:
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
 
 
 def resolve_storage(flag: str | None = None, config: SweepConfig | None = None) -> str:

@@ -40,7 +40,8 @@ from study.samplers import make_pruner, make_sampler
 from study.scoring import best_per_value
 from study.stores import (
     StoreError, StudyLock, check_tracking_reachable, check_writable, heartbeat_seconds, mask_password, open_storage,
-    resolve_storage, resolve_tracking_uri, store_failure, store_problem, threads_setting, StoreFailed,
+    resolve_storage, resolve_tracking_uri, store_failure, store_failures_in_threads_silenced, store_problem,
+    threads_setting, StoreFailed,
 )
 
 # Our own messages say what failed; Optuna's per-trial INFO/WARNING lines would repeat them.
@@ -437,7 +438,8 @@ def run_sweep(
             },
             reporter=reporter,
         )
-        with long_lived_objects_frozen(), on_hard_stop(lambda: opened.close(finished=False)):
+        with long_lived_objects_frozen(), on_hard_stop(lambda: opened.close(finished=False)), \
+                store_failures_in_threads_silenced():
             started = _run_until_target(opened, objective, streak, reporter)
         completed = True
     finally:

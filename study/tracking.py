@@ -26,7 +26,9 @@ from study.stores import prepare_local_store, sqlite_path
 
 # MLflow's SQL store runs alembic migrations on first use and logs each step at INFO level.
 logging.getLogger("alembic").setLevel(logging.WARNING)
-logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+# On a failed SQL write it logs the caught error with its traceback, then raises it again; the sweep
+# says it in one line (`stores.store_failure`), so its own ERROR lines (10 tracebacks on a full disk) go.
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 # Downloading a run's artifacts (models, configs for reports) would print a tqdm bar per file.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 

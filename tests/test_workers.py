@@ -448,6 +448,45 @@ def test_ctrl_c_marks_the_trial_and_says_how_to_resume(tmp_path):
     assert runs_of("ctrl-c", tracking, "parent")[0].info.status == "KILLED"
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 40 MiB file system (tmpfs) that the test can fill; skipped where mounting is not allowed."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(folder)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and permission to mount a tmpfs (a real full disk)")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def test_a_really_full_disk_stops_the_sweep_with_one_line_and_no_traceback(small_disk):
+    # Issue 13, item 13: the simulated test missed MLflow's own ERROR tracebacks and Optuna's
+    # heartbeat thread dying; 8-11 tracebacks came before the one error line on a real full disk.
+    storage, tracking = f"sqlite:///{small_disk}/optuna.db", f"sqlite:///{small_disk}/mlflow.db"
+    sweep = write_sweep(small_disk.parent, "full-disk", trials=6, epochs=2)
+    process = subprocess.Popen([*STUDY, "sweep", str(sweep), "--storage", storage, "--tracking-uri", tracking],
+                               cwd=small_disk, env=study_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: Path(storage[10:]).exists() and _count(storage, "full-disk", "COMPLETE") >= 1, 180,
+               "the first trial", process, interval=0.5)
+    with contextlib.suppress(OSError), open(small_disk / "filler", "wb") as filler:
+        while True:  # until ENOSPC
+            filler.write(b"\0" * (1 << 20))
+            filler.flush()
+    stdout, stderr = process.communicate(timeout=180)
+    output = stdout + stderr
+    assert process.returncode == 1, output
+    [line] = [line for line in output.splitlines() if line.startswith("error:")]
+    assert "database or disk is full (the disk is full: free some space)" in line and "resume" in line
+    assert "Traceback" not in output and "Exception in thread" not in output and " ERROR " not in output, output
+
+    (small_disk / "filler").unlink()  # room again: the same command resumes to the target
+    again = subprocess.run([*STUDY, "sweep", str(sweep), "--storage", storage, "--tracking-uri", tracking],
+                           cwd=small_disk, env=study_env(), capture_output=True, text=True, timeout=400)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _count(storage, "full-disk", "COMPLETE") == 6
+
+
 # A training whose first epoch is logged, then one TensorFlow call that runs for minutes in C++:
 # as one step of a huge model does, it holds the main thread where Python cannot run a handler.
 LONG_STEP_LAUNCHER = """
