@@ -31,7 +31,7 @@ import yaml
 from study import figures, report_figures, stats, tracking
 from study import verdict as verdict_rules
 from study.config import HYPERPARAMETERS, STORAGE_ENV, ConfigError, SweepConfig, load_sweep, metric_direction, parse_config
-from study.results import in_trial_order, param_importances
+from study.results import in_trial_order, param_importances, trials_table
 from study.scoring import (
     best_per_value, best_summary_columns, direction_of, score_column, value_order, varying_params,
 )
@@ -279,6 +279,7 @@ def build_report(
         storage = _importance_storage(storage, sweep_config, study.parent)
     except ConfigError as err:
         raise ReportError(str(err)) from None
+    _agree_with_optuna(study, storage)
     out = Path(out) if out is not None else Path("reports") / study.name
     if out.exists() and not out.is_dir():
         raise ReportError(f"--out {out}: is a file, not a folder; give a folder for the report")
@@ -315,6 +316,28 @@ def _compared(study: _Study, compare: list[str] | None) -> list[str]:
             raise ReportError(f"cannot compare by {dimension!r}: not a hyperparameter of study "
                               f"{study.name!r}; choose from {', '.join(choices)}")
     return dimensions
+
+
+def _agree_with_optuna(study: _Study, storage: str) -> None:
+    """Where the Optuna study can be read, a trial counts as finished only if both stores say so:
+    a trial whose states differ takes Optuna's (what `study show` says), and a note names it."""
+    try:
+        optuna_states = trials_table(study.name, storage).set_index("trial")["state"]
+    except Exception:  # noqa: BLE001 - no Optuna study here: the importance section says so
+        return
+    trials = study.trials
+    mlflow_states = trials.set_index("trial")["state"]
+    differ = [(t, mlflow_states[t], optuna_states[t]) for t in mlflow_states.index
+              if t in optuna_states.index and mlflow_states[t] != optuna_states[t]]
+    if not differ:
+        return
+    for number, _, state in differ:
+        trials.loc[trials["trial"] == number, "state"] = state
+    study.notes.append(
+        f"MLflow and Optuna disagree on {len(differ)} trial(s) ("
+        + "; ".join(f"trial {t}: MLflow {m}, Optuna {o}" for t, m, o in differ)
+        + "): the report takes Optuna's state, as `study show` does; "
+        f"`study doctor {study.name}` says why, and --repair fixes what it safely can")
 
 
 def _importance_storage(flag: str | None, sweep_config: SweepConfig | None, parent: dict[str, Any]) -> str:

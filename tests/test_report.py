@@ -406,3 +406,19 @@ def test_a_trial_with_two_runs_is_reported_once_with_a_warning(tmp_path, shared_
     assert report.trials.set_index("trial").loc[0, "mlflow_run_id"] == again.run_id  # the latest run
     [warning] = [w for w in report.warnings if "repeat trial(s) 0" in w]
     assert again.run_id not in warning and "study doctor report-duplicates" in warning
+
+
+def test_the_report_counts_a_trial_as_optuna_does_and_names_the_disagreement(tiny_sweep, stores, scripted_training,
+                                                                              tmp_path):
+    # Issue 13, item 1: the report (MLflow) and `study show` (Optuna) used to count trials
+    # differently after a crash between the two stores' writes, with no word.
+    from mlflow.tracking import MlflowClient
+
+    scripted_training()
+    result = run_sweep(load_sweep(tiny_sweep(trials=3)), **stores)
+    run_id = result.trials.set_index("trial").loc[1, "mlflow_run_id"]
+    MlflowClient(stores["tracking_uri"]).set_tag(run_id, "state", "FAIL")  # MLflow says otherwise
+    report = build_report(result.study_name, out=tmp_path / "report", formats=("png",), **stores)
+    assert report.trials.set_index("trial").loc[1, "state"] == "COMPLETE"  # Optuna's, as `study show`
+    [note] = [w for w in report.warnings if "disagree" in w]
+    assert "trial 1: MLflow FAIL, Optuna COMPLETE" in note and f"study doctor {result.study_name}" in note
