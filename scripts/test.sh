@@ -13,5 +13,8 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null &
 fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
+# A .venv made when rnn-study pinned tensorflow-cpu: remove it (and any tensorflow laid over it) first;
+# pip would otherwise install tensorflow beside it, over the same files (see pyproject.toml).
+if .venv/bin/python -m pip show tensorflow-cpu >/dev/null 2>&1; then .venv/bin/python -m pip uninstall -q -y tensorflow-cpu tensorflow; fi
 .venv/bin/python -m pip install -q -e '.[test]'
 exec .venv/bin/python -m pytest -q --durations=15 -m "not slow" "$@"

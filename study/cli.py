@@ -32,6 +32,9 @@ from study.progress import describe_params, waiting_text
 
 # TensorFlow prints CPU-feature and oneDNN notices at import; they say nothing actionable here.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Several TensorFlow processes on one GPU (--jobs N, several `study worker`s): each takes GPU memory as
+# it needs it instead of the first reserving nearly all of it; --jobs workers inherit it.
+os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
 app = typer.Typer(
     help="Tracked, reproducible RNN vs GRU vs LSTM hyperparameter studies (Optuna + MLflow).",
