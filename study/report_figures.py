@@ -242,10 +242,10 @@ def predict_best(tracking_uri: str, run_ids: list[str], x: np.ndarray) -> list[n
         for run_id in run_ids:
             try:
                 path = tracking.download_artifact(tracking_uri, run_id, "model.keras", Path(folder) / run_id)
+                model = keras.saving.load_model(path, compile=False)  # raises too where none was logged
             except Exception:  # noqa: BLE001 - MLflow's missing-artifact error cannot be imported here
-                predictions.append(None)
+                predictions.append(None)  # the figure names the trials without a model
                 continue
-            model = keras.saving.load_model(path, compile=False)
             predictions.append(np.asarray(model.predict(x, batch_size=1024, verbose=0)))
     return predictions
 
