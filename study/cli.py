@@ -645,12 +645,16 @@ def ui(
     tracking_uri: Optional[str] = TrackingOption,
     host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 exposes the UI to your network"),
     port: int = typer.Option(5000, help="port to serve on"),
+    workers: int = typer.Option(1, help="MLflow server worker processes: 1 answers soonest on a small machine "
+                                        "(MLflow's own default is 4); more serve many readers at once"),
 ) -> None:
-    """Open the MLflow UI on this project's tracking store (bound to 127.0.0.1 by default)."""
+    """Open the MLflow UI on this project's tracking store (bound to 127.0.0.1 by default); the links
+    are printed once the server answers."""
     from study.stores import mask_password, resolve_tracking_uri, sqlite_path
     from study.tracking import experiment_links
-    from study.workers import guard_process_group
 
+    if workers < 1:
+        raise fail(f"--workers must be at least 1 (got {workers})")
     try:
         uri = resolve_tracking_uri(tracking_uri)
     except ConfigError as err:
@@ -661,17 +665,141 @@ def ui(
     db = sqlite_path(uri)
     if db is not None and not db.exists():
         raise fail(f"no tracking store at {db}; run `study sweep sweeps/quick.yaml` first")
+    _check_port(host, port)
     base = f"http://{host}:{port}"
-    console.print(f"MLflow UI at {base}  (Ctrl-C to stop)")
-    for name, url in experiment_links(uri, base).items():
-        console.print(f"  {name}: {url}")
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
-    # The MLflow server starts worker processes of its own: run it in its own process group and
-    # stop the whole group on Ctrl-C or SIGTERM, so no server is left behind.
-    server = subprocess.Popen(command, start_new_session=True)
-    guard_process_group(server.pid)  # kill -9 of `study ui` stops the server and its workers too
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    links = experiment_links(uri, base)
+
+    def say_ready() -> None:
+        console.print(f"MLflow UI at {base}  (Ctrl-C to stop)")
+        for name, url in links.items():
+            console.print(f"  {name}: {url}")
+
+    # The registry named (the same store) spares a line saying so. Uvicorn's warnings and errors
+    # only: no access log (a page load is dozens of requests, each a line in the terminal that
+    # printed the links) and no start-up lines (the links say it answers).
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--registry-store-uri", uri,
+               "--host", host, "--port", str(port), "--workers", str(workers),
+               "--uvicorn-opts", "--no-access-log --log-level warning"]
+    # Starlette warns that the WSGI middleware MLflow's server imports is deprecated, once per
+    # worker: MLflow's business, nothing a user can act on. PYTHONWARNINGS reaches the uvicorn
+    # workers MLflow starts; the category is a UserWarning subclass that a -W option cannot name
+    # (site-packages is not importable yet when the option is read), hence the message prefix.
+    env = {**os.environ, "PYTHONWARNINGS": ",".join(
+        filter(None, [os.environ.get("PYTHONWARNINGS"), "ignore:starlette:UserWarning"]))}
+    # MLflow's job runner (7 huey processes for its GenAI judges and periodic tasks; nothing here
+    # uses them) more than doubled the time to the first answer on 2 cores: off unless asked for.
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    _serve(command, _health_url(host, port, "/health"), say_ready, env,
+           starting=f"starting the MLflow UI ({workers} worker{'s' if workers > 1 else ''}; 10-60 s on 2 cores)")
+
+
+@app.command()
+def dashboard(
+    storage: Optional[str] = StorageOption,
+    host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 exposes the dashboard to your network"),
+    port: int = typer.Option(8080, help="port to serve on"),
+) -> None:
+    """Open optuna-dashboard on this project's Optuna storage (bound to 127.0.0.1 by default):
+    each study's history, parameter plots and importances, named by its metric."""
+    import importlib.util
+
+    from study.stores import StudyNotFound, open_storage, resolve_storage
+
+    if importlib.util.find_spec("optuna_dashboard") is None:
+        raise fail("optuna-dashboard is not installed; pip install 'rnn-study[dashboard]' (or, in a clone: "
+                   ".venv/bin/pip install -e '.[dashboard]')")
     try:
+        url = resolve_storage(storage)
+        open_storage(url, create=False).engine.dispose()  # refuse a missing or unreachable store in one line
+    except (ConfigError, StudyNotFound) as err:
+        raise fail(str(err))
+    _check_port(host, port)
+    base = f"http://{host}:{port}"
+    # The URL goes to the server in its environment, not its argv, where `ps` would show a password.
+    env = {**os.environ, "RNN_STUDY_DASHBOARD_STORAGE": url}
+    command = [sys.executable, "-c", _DASHBOARD_SERVER, host, str(port)]
+    _serve(command, _health_url(host, port, "/api/meta"), lambda: console.print(
+        f"optuna-dashboard at {base}  (Ctrl-C to stop)"), env, starting="starting optuna-dashboard")
+
+
+# optuna-dashboard's own command logs every request to the terminal; this serves its WSGI app the
+# same way (threaded wsgiref) without that, and reads the storage URL from the environment.
+_DASHBOARD_SERVER = """
+import os, sys
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from optuna_dashboard import wsgi
+
+
+class Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+app = wsgi(os.environ.pop("RNN_STUDY_DASHBOARD_STORAGE"))  # it creates no tables and migrates nothing
+make_server(sys.argv[1], int(sys.argv[2]), app, server_class=Server, handler_class=QuietHandler).serve_forever()
+"""
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse, in one line, an address the server could not listen on (a port in use, most often),
+    rather than let it fail with a traceback seconds later."""
+    import errno
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise fail(f"--port {port}: use a port number from 1 to 65535")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
+            probe.bind(address)
+    except OSError as err:
+        hint = "; pass another --port" if err.errno == errno.EADDRINUSE else ""
+        raise fail(f"cannot listen on {host}:{port}: {err.strerror or err}{hint}")
+
+
+def _health_url(host: str, port: int, path: str) -> str:
+    """Where to ask whether a server bound to `host` answers: a wildcard address is asked on loopback."""
+    local = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
+    return f"http://{local}:{port}{path}"
+
+
+def _serve(command: list[str], health_url: str, say_ready, env: dict[str, str], starting: str) -> None:
+    """Run a server in its own process group, call `say_ready()` once `health_url` answers, and
+    stop the whole group on Ctrl-C or SIGTERM, or when this process dies (kill -9 too). A server
+    that stops before it answers is an error (exit 1; its own messages are above)."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    from study.workers import guard_process_group
+
+    # Servers start worker processes of their own: one process group, stopped as a whole, so no
+    # server is left behind.
+    server = subprocess.Popen(command, start_new_session=True, env=env, stdin=subprocess.DEVNULL)
+    guard_process_group(server.pid)  # kill -9 of this command stops the server and its workers too
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback never goes through a proxy
+    try:
+        with console.status(starting):
+            while server.poll() is None:
+                try:
+                    opener.open(health_url, timeout=5).close()
+                    break
+                except urllib.error.HTTPError:
+                    break  # it answers, if not on that path
+                except OSError:
+                    time.sleep(0.5)
+        if server.poll() is not None:
+            raise fail(f"the server stopped before it answered (exit code {server.returncode}); see its "
+                       "messages above", code=1)
+        say_ready()
         code = server.wait()
     except KeyboardInterrupt:
         os.killpg(server.pid, signal.SIGTERM)

@@ -147,28 +147,20 @@ def test_ui_serves_the_tracking_store_on_loopback(tiny_sweep, stores, tmp_path):
     study_command = Path(sys.executable).with_name("study")
     server = subprocess.Popen(
         [str(study_command), "ui", "--tracking-uri", stores["tracking_uri"], "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path,
     )
     try:
         first = server.stdout.readline()
         assert f"http://127.0.0.1:{port}" in first
-        # `study ui` prints one link per experiment before the server starts; ours is among them.
+        # `study ui` prints one link per experiment once the server answers; ours is among them.
         link = f"#/experiments/{result.experiment_id}/runs"
         for _ in range(500):
             line = server.stdout.readline()
             if link in line or not line.startswith("  "):
                 break
         assert link in line, line
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                    assert response.status == 200
-                    break
-            except OSError:
-                assert time.time() < deadline, "the MLflow UI did not answer within 90 s"
-                assert server.poll() is None, "the MLflow UI exited"
-                time.sleep(1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+            assert response.status == 200  # answering already: the link came only once it did
         with urllib.request.urlopen(
             f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/get?experiment_id={result.experiment_id}",
             timeout=10,
