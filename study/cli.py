@@ -30,12 +30,6 @@ from study.config import (
 )
 from study.progress import describe_params, waiting_text
 
-# TensorFlow prints CPU-feature and oneDNN notices at import; they say nothing actionable here.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Several TensorFlow processes on one GPU (--jobs N, several `study worker`s): each takes GPU memory as
-# it needs it instead of the first reserving nearly all of it; --jobs workers inherit it.
-os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-
 app = typer.Typer(
     help="Tracked, reproducible RNN vs GRU vs LSTM hyperparameter studies (Optuna + MLflow).",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,

@@ -193,10 +193,10 @@ def _encode_review(review, num_words: int) -> np.ndarray:
 
 
 def _pad(reviews: list[np.ndarray], maxlen: int) -> np.ndarray:
-    from keras.utils import pad_sequences  # lazy: importing Keras takes seconds
+    from study.backend import keras  # lazy: importing Keras takes seconds
 
     # Defaults as in the lab notebooks: pad and truncate at the front, so the end of a review is kept.
-    return pad_sequences(reviews, maxlen=maxlen, dtype="int32")
+    return keras.utils.pad_sequences(reviews, maxlen=maxlen, dtype="int32")
 
 
 def _load_sine(task) -> TaskData:
@@ -321,7 +321,7 @@ def _keras_home() -> Path:
 
 def _download(fname: str, cache_subdir: str, sha256: str | None, how_to: str) -> Path:
     """Fetch one file of Keras' dataset bucket into the Keras cache, as keras.datasets loaders do."""
-    from keras.utils import get_file  # lazy: importing Keras takes seconds
+    from study.backend import keras  # lazy: importing Keras takes seconds
 
     cache_dir = _keras_home()
     cache_dir.mkdir(parents=True, exist_ok=True)  # get_file falls back to /tmp/.keras if it is missing
@@ -331,7 +331,7 @@ def _download(fname: str, cache_subdir: str, sha256: str | None, how_to: str) ->
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        return Path(get_file(
+        return Path(keras.utils.get_file(
             fname, origin=KERAS_ORIGIN + fname, file_hash=sha256, cache_dir=str(cache_dir), cache_subdir=cache_subdir,
         ))
     except Exception as err:  # get_file raises a bare Exception for network errors

@@ -16,8 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import keras
-
+from study.backend import keras
 from study.config import HYPERPARAMETERS
 
 

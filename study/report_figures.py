@@ -235,7 +235,7 @@ def predict_best(tracking_uri: str, run_ids: list[str], x: np.ndarray) -> list[n
         # Loading a saved model makes TensorFlow's graph optimizer log harmless "E0000 ... failed"
         # lines that read like a crash; only a report loads models, so it silences them.
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    import keras  # TensorFlow takes seconds to load: only this figure pays for it
+    from study.backend import keras  # TensorFlow takes seconds to load: only this figure pays for it
 
     predictions: list[np.ndarray | None] = []
     with tempfile.TemporaryDirectory() as folder:

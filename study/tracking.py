@@ -1,9 +1,10 @@
 """MLflow tracking: one experiment per sweep, a parent run per study, a nested run per trial.
 
 This is the only module that talks to MLflow. It writes through `MlflowClient` (no fluent global
-state), batches each epoch's metrics into one `log_batch` call, and never leaves a run RUNNING
-that no live process owns: runs of trials that died are closed as KILLED when the sweep resumes.
-Metric steps are epoch numbers counted from 1, as Keras prints them.
+state), batches each epoch's metrics into one `log_batch` call, written on a background thread
+while training goes on (in order, and waited for before the run's final write), and never leaves a
+run RUNNING that no live process owns: runs of trials that died are closed as KILLED when the sweep
+resumes. Metric steps are epoch numbers counted from 1, as Keras prints them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import socket
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -218,21 +220,41 @@ def close_run(client: MlflowClient, run_id: str, reason: str, status: str = "KIL
     client.set_terminated(run_id, status)
 
 
+# Each epoch's metrics are written on this one thread while the next epoch trains: a write to a
+# SQLite store takes 10-40 ms, paid every epoch of every trial. One thread keeps epochs in order.
+_EPOCH_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-epochs")
+
+
 class TrialRun:
     """One trial's MLflow run: per-epoch metrics while training, then the final figures."""
 
     def __init__(self, client: MlflowClient, run_id: str):
         self.client = client
         self.run_id = run_id
+        self._pending: Future | None = None  # the last epoch's write, on the writer thread
 
     def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Queue one epoch's metrics, written while training goes on.
+
+        The previous epoch's write is waited for first (it ended during this epoch), so epochs are
+        written one at a time and in order, and a write that failed raises here, one epoch later.
+        `finish` and `log_model` wait for the last one, so a run never ends before its epochs are in.
+        """
+        self.flush()
         now = _millis()
         batch = [Metric(k, float(v), now, epoch) for k, v in metrics.items() if _finite(v)]
         if batch:
-            self.client.log_batch(self.run_id, metrics=batch)
+            self._pending = _EPOCH_WRITER.submit(self.client.log_batch, self.run_id, metrics=batch)
+
+    def flush(self) -> None:
+        """Wait until the last queued epoch is written; raise what its write raised."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def log_model(self, model: Any) -> None:
         """Save a Keras model (the best epoch's weights) as `model.keras`, for reports and reuse."""
+        self.flush()
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "model.keras"
             model.save(path)
@@ -249,7 +271,13 @@ class TrialRun:
         """Log final figures, tags and JSON artifacts, then end the run with the trial's state.
 
         `status` overrides the MLflow status derived from `state` (KILLED for an interrupted trial).
+        An epoch whose write failed fails a finished trial; a failed trial's run is ended anyway.
         """
+        try:
+            self.flush()
+        except Exception:
+            if state != "FAIL":
+                raise
         now = _millis()
         self.client.log_batch(
             self.run_id,

@@ -385,8 +385,11 @@ def test_kill_9_mid_trial_then_the_same_command_resumes_to_the_target(tmp_path):
 
     def frozen_mid_trial() -> list:
         # SIGSTOP first, then look: a frozen process cannot finish the trial between look and kill.
+        # Mid-trial means training: its MLflow run exists (not the instant between Optuna's claim
+        # and the run's creation, which the doctor tests cover).
         victim.send_signal(signal.SIGSTOP)
-        running = [t for t in trials_of("killed", storage) if t.state.name == "RUNNING"]
+        running = [t for t in trials_of("killed", storage)
+                   if t.state.name == "RUNNING" and "mlflow_run_id" in t.user_attrs]
         if not running:
             victim.send_signal(signal.SIGCONT)
         return running
