@@ -65,6 +65,10 @@ def build_model(spec: ModelSpec, params: dict[str, Any], jit_compile: bool | str
     input_dropout = p.get("dropout", p["input_dropout"])
     head_dropout = p.get("head_dropout", 0.0)
 
+    # A GRU/LSTM with recurrent dropout never runs cuDNN's kernel, but under Keras' "auto" a tanh one
+    # still turns the model's XLA off on a GPU (for the cuDNN op it might have used): it would get
+    # neither. Saying so lets XLA compile it; the computation is the same step-by-step loop.
+    cudnn = {"use_cudnn": False} if p["cell"] != "SimpleRNN" and p["recurrent_dropout"] > 0 else {}
     for index in range(p["depth"]):
         recurrent = RECURRENT_LAYERS[p["cell"]](
             p["units"],
@@ -73,6 +77,7 @@ def build_model(spec: ModelSpec, params: dict[str, Any], jit_compile: bool | str
             recurrent_dropout=p["recurrent_dropout"],
             # Every layer but the last passes its whole sequence to the next one.
             return_sequences=index < p["depth"] - 1,
+            **cudnn,
         )
         layers.append(keras.layers.Bidirectional(recurrent) if p["bidirectional"] else recurrent)
         if p["output_dropout"] > 0:

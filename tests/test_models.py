@@ -119,6 +119,18 @@ def test_cudnn_eligibility_follows_keras_rules():
     assert not cudnn_eligible({"cell": "SimpleRNN", "activation": "tanh", "recurrent_dropout": 0.0})
 
 
+
+@pytest.mark.parametrize("cell", ["GRU", "LSTM"])
+def test_recurrent_dropout_cells_give_up_cudnn_so_a_gpu_can_compile_them_with_xla(cell):
+    # Keras' "auto" marks a tanh GRU/LSTM model as not XLA-compilable on a GPU for the cuDNN op it
+    # might use; with recurrent dropout it never uses it, so `use_cudnn=False` must say so.
+    dropped = build_model(DIGITS, {"cell": cell, "units": 4, "depth": 2, "recurrent_dropout": 0.2})
+    kept = build_model(DIGITS, {"cell": cell, "units": 4, "depth": 2, "bidirectional": True})
+    assert [layer.use_cudnn for layer in dropped.layers[:2]] == [False, False]
+    assert [layer.forward_layer.use_cudnn for layer in kept.layers[:2]] == ["auto", "auto"]
+    assert cudnn_eligible(kept_params := {"cell": cell, "activation": "tanh", "recurrent_dropout": 0.0})
+    assert not cudnn_eligible({**kept_params, "recurrent_dropout": 0.2})
+
 @pytest.mark.parametrize("spec", [DIGITS, SINE, TEXT], ids=["multiclass", "regression", "text"])
 @pytest.mark.parametrize("params", [
     {"cell": "SimpleRNN", "units": 7},
