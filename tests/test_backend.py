@@ -1,0 +1,29 @@
+"""TensorFlow loaded once, quietly: its native start-up notices are dropped, every other line kept."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from study.backend import start_up_notices_filtered
+
+
+def test_start_up_notices_are_dropped_and_every_other_line_is_passed_on(capfd):
+    with start_up_notices_filtered():
+        # What the tensorflow package writes from C++ on a machine without an NVIDIA driver.
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
+        os.write(2, b"I0000 00:00:1795885097.611327 16051 cudart_stub.cc:31] Could not find cuda drivers on your "
+                    b"machine, GPU will not be used.\n")
+        os.write(2, b"E0000 00:00:1795885100.848130 16051 cuda_platform.cc:52] failed call to cuInit: INTERNAL: "
+                    b"CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)\n")
+        os.write(2, b"E0000 something that really went wrong\n")
+        os.write(2, b"UserWarning: a Python warning\n")
+    assert capfd.readouterr().err == "E0000 something that really went wrong\nUserWarning: a Python warning\n"
+
+
+def test_loading_tensorflow_through_study_prints_no_notice():
+    loaded = subprocess.run([sys.executable, "-c", "import study.backend as b; print(b.gpu_available())"],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": ""})
+    assert loaded.returncode == 0 and loaded.stdout.strip() in ("True", "False"), loaded.stderr
+    assert "cuda" not in loaded.stderr.lower() and "InitializeLog" not in loaded.stderr, loaded.stderr
