@@ -450,17 +450,66 @@ class Objective(StrictModel):
 
 
 class Pruner(StrictModel):
-    """Stops unpromising trials early from their per-epoch validation values (Optuna pruners)."""
+    """Stops unpromising trials early from their per-epoch validation values (Optuna pruners).
 
-    name: Literal["none", "median", "percentile", "successive_halving", "hyperband"] = "none"
-    warmup_epochs: int = Field(1, ge=0, le=10_000, description="epochs every trial trains before it may be pruned")
+    With `budget: equal` and compared (scientific) hyperparameters, a trial is compared only with
+    trials of its own compared value (`study.samplers.WithinValuePruner`): a cell is never stopped
+    for being a cell, and counts such as `startup_trials` are per compared value.
+    """
+
+    # Which settings each pruner reads; a setting added since issue 14, set off its default for a
+    # pruner that ignores it, is refused (the older three stay accepted everywhere, as old sweep
+    # files had them).
+    USED_BY: ClassVar[dict[str, tuple[str, ...]]] = {
+        "interval_epochs": ("median", "percentile"),
+        "min_trials": ("median", "percentile"),
+        "reduction_factor": ("successive_halving", "hyperband"),
+        "p_threshold": ("wilcoxon",),
+        "patience": ("median", "percentile", "successive_halving", "hyperband", "wilcoxon"),
+        "min_delta": ("median", "percentile", "successive_halving", "hyperband", "wilcoxon"),
+    }
+
+    name: Literal["none", "median", "percentile", "successive_halving", "hyperband", "wilcoxon"] = "none"
+    warmup_epochs: int = Field(
+        1, ge=0, le=10_000, description="epochs every trial trains before it may be pruned; successive_halving "
+        "and hyperband: their minimum resource, the epoch of the first rung (at least 1)",
+    )
     startup_trials: int = Field(5, ge=0, le=10_000, description="median/percentile: trials that finish unpruned first")
-    percentile: float = Field(25.0, gt=0, lt=100, description="percentile pruner: keep trials above this percentile")
+    percentile: float = Field(25.0, gt=0, lt=100, description="percentile pruner: at each epoch keep the trials in "
+                              "the top this percent (25: the best quarter; the median pruner is 50)")
+    interval_epochs: int = Field(1, ge=1, le=10_000, description="median/percentile: check every this many epochs "
+                                 "after the warm-up")
+    min_trials: int = Field(1, ge=1, le=10_000, description="median/percentile: trials that must have reached an "
+                            "epoch before any trial is judged at it")
+    reduction_factor: int = Field(3, ge=2, le=100, description="successive_halving/hyperband: each rung keeps the "
+                                  "best 1/reduction_factor; rungs at warmup_epochs x reduction_factor^k epochs")
+    p_threshold: float = Field(0.1, gt=0, lt=1, description="wilcoxon: prune when the one-sided Wilcoxon test "
+                               "over epochs says worse than the best trial at this p-value")
+    patience: int | None = Field(None, ge=0, le=10_000, description="ask the pruner only once the trial has not "
+                                 "improved for this many epochs (Optuna's PatientPruner); none: always ask")
+    min_delta: float = Field(0.0, ge=0, description="with patience: the smallest change that counts as improving")
 
     @model_validator(mode="before")
     @classmethod
     def _name_alone(cls, data: Any) -> Any:
         return {"name": data} if isinstance(data, str) else data
+
+    @field_validator(*USED_BY)
+    @classmethod
+    def _used_by_the_pruner(cls, value: Any, info) -> Any:
+        # Runs only for settings the file gives; `info.data` holds the fields before it that passed.
+        # A setting at its default changes nothing, so it is never refused: a study records its
+        # config with every default spelled out (`study.sweep.masked_config`), and that record must
+        # load back (reports, replicates, resumes) whatever pruner it names.
+        if value == cls.model_fields[info.field_name].default:
+            return value
+        users = cls.USED_BY[info.field_name]
+        name = info.data.get("name")
+        if name is not None and name not in users:  # None: the name itself was refused
+            raise ValueError(f"the {name} pruner does not use it; it is a setting of {', '.join(users)}")
+        if info.field_name == "min_delta" and "patience" in info.data and info.data["patience"] is None:
+            raise ValueError("only used with `patience`; set patience too, or remove min_delta")
+        return value
 
 
 def metric_direction(metric: str) -> str:

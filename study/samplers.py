@@ -3,13 +3,15 @@
 Draws are seeded per trial from (sweep seed, trial number), so any number of workers sharing a
 study never repeat each other (`PerTrialSampler`). With `budget: equal`, `EqualBudgetSampler`
 gives every value of the scientific hyperparameters the same number of trials and the same
-nuisance draws: a paired design, the subtlest code of the project.
+nuisance draws: a paired design, the subtlest code of the project; and `WithinValuePruner` judges
+each trial only against trials of its own value, so pruning cannot undo that equal budget.
 
 It relies on private parts of Optuna, as Optuna's own samplers do: `Study._storage`,
 `Study._study_id` and `FrozenTrial._trial_id` (to record a trial's assigned value as a system
 attribute when it is created, and to count every trial of the study, not a pruner's view of it),
-and `Study._get_trials(use_cache=)` (what TPE calls on the study view it is given). The Optuna
-range in pyproject.toml is pinned for that, and `tests/test_samplers.py` fails if they change.
+`Study._get_trials(use_cache=)` (what TPE calls on the study view it is given), and
+`HyperbandPruner._create_bracket_study` (overridden so a bracket keeps a pruner's view). The
+Optuna range in pyproject.toml is pinned for that, and `tests/test_samplers.py` fails if they change.
 """
 
 from __future__ import annotations
@@ -174,7 +176,7 @@ def scientific_value(trial: FrozenTrial, names: list[str]) -> tuple:
 
 
 class _TrialsOfValue:
-    """A read-only view of a study that shows a sampler only the trials of one scientific value."""
+    """A read-only view of a study that shows a sampler or a pruner only the trials of one scientific value."""
 
     def __init__(self, study: optuna.Study, names: list[str], combo: tuple):
         self._study, self._names, self._combo = study, names, combo
@@ -196,18 +198,88 @@ class _TrialsOfValue:
     def trials(self):
         return self.get_trials()
 
+    @property
+    def best_trial(self) -> FrozenTrial:
+        """The best completed trial of this value (what the Wilcoxon pruner compares with)."""
+        complete = self.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not complete:
+            raise ValueError("no trial of this value has completed yet")
+        pick = max if self._study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+        return pick(complete, key=lambda t: t.value)
 
-def make_pruner(config: SweepConfig) -> optuna.pruners.BasePruner:
-    """The sweep's pruner; steps are epochs (counted from 1), so warm-up counts epochs too."""
-    pruner = config.pruner
-    if pruner.name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=pruner.startup_trials, n_warmup_steps=pruner.warmup_epochs)
-    if pruner.name == "percentile":
-        return optuna.pruners.PercentilePruner(
-            pruner.percentile, n_startup_trials=pruner.startup_trials, n_warmup_steps=pruner.warmup_epochs,
+    def over(self, study) -> _TrialsOfValue:
+        """The same view over another study (a Hyperband bracket of this one)."""
+        return _TrialsOfValue(study, self._names, self._combo)
+
+
+def make_pruner(config: SweepConfig, within_value: bool | None = None) -> optuna.pruners.BasePruner:
+    """The sweep's pruner, from its `pruner` settings; steps are epochs (counted from 1).
+
+    With `budget: equal` and compared hyperparameters the pruner is wrapped in a
+    `WithinValuePruner`, so a trial is judged only against trials of its own compared value;
+    `within_value=False` turns that off (for benchmarks that measure what it changes).
+    """
+    settings = config.pruner
+    if settings.name == "none":
+        return optuna.pruners.NopPruner()
+    if settings.name == "median":
+        pruner = optuna.pruners.MedianPruner(
+            n_startup_trials=settings.startup_trials, n_warmup_steps=settings.warmup_epochs,
+            interval_steps=settings.interval_epochs, n_min_trials=settings.min_trials,
         )
-    if pruner.name == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, pruner.warmup_epochs))
-    if pruner.name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=max(1, pruner.warmup_epochs), max_resource=config.epochs)
-    return optuna.pruners.NopPruner()
+    elif settings.name == "percentile":
+        pruner = optuna.pruners.PercentilePruner(
+            settings.percentile, n_startup_trials=settings.startup_trials, n_warmup_steps=settings.warmup_epochs,
+            interval_steps=settings.interval_epochs, n_min_trials=settings.min_trials,
+        )
+    elif settings.name == "successive_halving":
+        pruner = optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=max(1, settings.warmup_epochs), reduction_factor=settings.reduction_factor,
+        )
+    elif settings.name == "hyperband":
+        pruner = _Hyperband(
+            min_resource=max(1, settings.warmup_epochs), max_resource=config.epochs,
+            reduction_factor=settings.reduction_factor,
+        )
+    else:  # wilcoxon: the trial's epochs against the best trial's same epochs, a signed-rank test
+        pruner = optuna.pruners.WilcoxonPruner(p_threshold=settings.p_threshold, n_startup_steps=settings.warmup_epochs)
+    if settings.patience is not None:
+        pruner = optuna.pruners.PatientPruner(pruner, patience=settings.patience, min_delta=settings.min_delta)
+    names = compared_within(config) if within_value is not False else []
+    return WithinValuePruner(pruner, names) if names else pruner
+
+
+def compared_within(config: SweepConfig) -> list[str]:
+    """The compared hyperparameters a pruner judges within: the scientific ones under `budget: equal`
+    (paired draws, grids and configurations alike), none under `budget: shared`."""
+    return config.scientific if config.budget == "equal" else []
+
+
+class WithinValuePruner(optuna.pruners.BasePruner):
+    """Judges a trial only against the trials of its own compared value (e.g. its cell).
+
+    A pruner that compares every trial with every other stops the trials of a value that learns
+    slowly, or just differently, at the start (a SimpleRNN beside LSTMs), whatever their nuisance
+    values: the value is then pruned for being that value and loses its equal budget. Here the
+    wrapped Optuna pruner sees a view of the study holding only the trials with the same compared
+    values (`_TrialsOfValue`), so medians, percentiles, rungs and the best trial are per value.
+    """
+
+    def __init__(self, pruner: optuna.pruners.BasePruner, names: list[str]):
+        self.pruner, self.names = pruner, list(names)
+
+    def prune(self, study, trial):
+        return self.pruner.prune(_TrialsOfValue(study, self.names, scientific_value(trial, self.names)), trial)
+
+
+class _Hyperband(optuna.pruners.HyperbandPruner):
+    """Optuna's Hyperband, except that a bracket of a study view is that view of the bracket.
+
+    `HyperbandPruner` builds each bracket's study afresh from the storage, so handed a
+    `_TrialsOfValue` view it would compare a trial with its whole bracket, every value included.
+    Outside a view (the Hyperband samplers see, or no compared values) it is Optuna's own.
+    """
+
+    def _create_bracket_study(self, study, bracket_id):
+        bracket = super()._create_bracket_study(study, bracket_id)
+        return study.over(bracket) if isinstance(study, _TrialsOfValue) else bracket

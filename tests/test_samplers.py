@@ -1,5 +1,6 @@
 """Samplers without training: per-trial draws, equal budgets with random and TPE, and the private
-Optuna APIs the equal-budget sampler relies on. The objectives are scripted (a formula of the
+Optuna APIs the equal-budget sampler and the within-value pruner rely on (pruner behaviour itself:
+tests/test_pruners.py). The objectives are scripted (a formula of the
 drawn hyperparameters), so every test here runs in seconds."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from study.config import parse_config
-from study.samplers import EQUAL_BUDGET_ATTR, _TrialsOfValue, make_sampler, scientific_value
+from study.samplers import EQUAL_BUDGET_ATTR, _Hyperband, _TrialsOfValue, make_sampler, scientific_value
 from study.trial import sample_params
 
 CELLS = ("SimpleRNN", "GRU", "LSTM")
@@ -133,3 +134,29 @@ def test_the_private_optuna_apis_the_equal_budget_sampler_uses_are_still_there()
     assert view._get_trials(deepcopy=False, use_cache=False) == [] and len(study.trials) == 1
     tpe_module = inspect.getsource(inspect.getmodule(optuna.samplers.TPESampler))
     assert "study._get_trials(" in tpe_module
+
+
+def test_the_private_optuna_apis_the_within_value_pruner_uses_are_still_there():
+    """If this fails, a new Optuna changed how pruners read the study they are handed, which
+    `WithinValuePruner` relies on: adapt study.samplers, then widen the Optuna range in pyproject.toml."""
+    # Pruners read trials only through the study object they get: a view can filter them there.
+    for pruner, call in [(optuna.pruners.PercentilePruner, "study.get_trials("),  # also the median pruner's
+                         (optuna.pruners.SuccessiveHalvingPruner, "study.get_trials("),
+                         (optuna.pruners.WilcoxonPruner, "study.best_trial")]:
+        assert call in inspect.getsource(pruner.prune), pruner
+    assert issubclass(optuna.pruners.MedianPruner, optuna.pruners.PercentilePruner)
+    # Hyperband builds each bracket's study from the storage, ignoring a view, in the method
+    # `_Hyperband` overrides to put the view back on top.
+    assert list(inspect.signature(optuna.pruners.HyperbandPruner._create_bracket_study).parameters) == [
+        "self", "study", "bracket_id"]
+    study = optuna.create_study(direction="maximize")
+    for cell in ("GRU", "LSTM"):
+        trial = study.ask()
+        study._storage.set_trial_system_attr(trial._trial_id, EQUAL_BUDGET_ATTR, {"value": [cell], "index": 0})
+        study.tell(trial, 0.5)
+    view = _TrialsOfValue(study, ["cell"], ("GRU",))
+    optunas = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=9)._create_bracket_study(view, 0)
+    ours = _Hyperband(min_resource=1, max_resource=9)._create_bracket_study(view, 0)
+    assert len(optunas.get_trials(deepcopy=False)) == 2  # the view lost: why `_Hyperband` exists
+    assert [scientific_value(t, ["cell"]) for t in ours.get_trials(deepcopy=False)] == [("GRU",)]
+    assert ours.direction == study.direction and ours._storage is study._storage
