@@ -7,15 +7,16 @@ interrupted by Ctrl-C (finished trials are kept; the same command resumes).
 
 from __future__ import annotations
 
+import atexit
+import gc
 import math
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -29,6 +30,9 @@ from study.config import (
     CELL_COLOURS, DEFAULT_STORAGE, DEFAULT_TRACKING_URI, STORAGE_ENV, TRACKING_ENV, ConfigError, load_sweep,
 )
 from study.progress import describe_params, waiting_text
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a table is made: `study sweep --jobs N` starts its workers first
 
 app = typer.Typer(
     help="Tracked, reproducible RNN vs GRU vs LSTM hyperparameter studies (Optuna + MLflow).",
@@ -141,7 +145,6 @@ def sweep(
     """Run a sweep, or resume it: finished trials are kept and the study continues to its target."""
     from study.data import DataError
     from study.stores import StoreFailed, StudyNotFound, mask_password
-    from study.sweep import run_sweep
 
     resume = f"study sweep {file}" + (f" --jobs {jobs}" if jobs != 1 else "")
     stopped = f"interrupted; finished trials are saved. Resume with: {resume}"
@@ -152,6 +155,8 @@ def sweep(
         config = loaded.config
         with stopping_cleanly(stopped):
             if jobs == 1:
+                from study.sweep import run_sweep  # Optuna, SQLAlchemy, pandas: with --jobs, after the workers start
+
                 with RichReporter(list(config.searched), config.objective.metric, config.scientific) as reporter:
                     result = run_sweep(loaded, trials=trials, storage=storage, tracking_uri=tracking_uri, reporter=reporter)
                 failed_workers = None
@@ -327,6 +332,8 @@ def replicate(
 
 
 def _print_replicates(results: list, study_name: str) -> None:
+    import pandas as pd
+
     rows = pd.DataFrame([{"trial": r.trial, "seed": r.seed, r.metric: r.value, **r.test_metrics} for r in results])
     console.print(dataframe_table(rows, title=f"new replicates of {study_name}"))
 
@@ -407,6 +414,8 @@ def dataframe_table(frame: pd.DataFrame, title: str, wide: bool = False) -> Tabl
     """A terminal table that fits the terminal by leaving out whole columns, never by cutting names:
     columns are kept in their order while they fit; the caption names the ones left out. `wide`
     keeps every column (the terminal may then wrap)."""
+    import pandas as pd
+
     texts = {column: [_cell(value) for value in frame[column]] for column in frame.columns}
     # Each column takes its longest text plus 3 (padding and its border); `fail_reason` wraps.
     needed = {c: 3 + (24 if c == "fail_reason" else max([len(str(c)), *map(len, texts[c])])) for c in frame.columns}
@@ -813,6 +822,12 @@ def main() -> None:
     if os.name != "posix":  # fcntl locks, POSIX signals and process groups (see README, Platform)
         errors.print("error: rnn-study runs on POSIX systems (Linux, macOS); on Windows, use WSL", highlight=False)
         raise SystemExit(2)
+    # At exit Python's last garbage collections walk every object TensorFlow, MLflow and pandas made:
+    # 1.5-3 s on 2 cores after the command has said everything, and a `study sweep --jobs N` waits
+    # for its workers' exits before its own. Frozen, those objects are left to the operating system
+    # (registered before those libraries load, this runs after their exit handlers; objects are still
+    # freed as modules are cleared: only cycles are not collected).
+    atexit.register(gc.freeze)
     app()
 
 

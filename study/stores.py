@@ -4,7 +4,9 @@ Resolving the two store URLs (flag, then environment, then sweep file, then the 
 refusing a store that cannot be used with one line (unreachable server, missing driver, read-only
 file), opening Optuna's RDB storage with heartbeats, the `StudyLock` that serialises the moments
 workers must not race, and masking passwords wherever a URL is shown. Nothing here trains or
-talks to MLflow; `study.tracking` and the Optuna modules use it.
+talks to MLflow; `study.tracking` and the Optuna modules use it. Optuna and SQLAlchemy are imported
+where they are used: `study sweep --jobs N` resolves the store URLs with this module and starts its
+workers before it loads either.
 """
 
 from __future__ import annotations
@@ -20,15 +22,15 @@ import urllib.parse
 import urllib.request
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
-
-import optuna
-import sqlalchemy
+from typing import TYPE_CHECKING, Any, Iterator
 
 from study.config import (
     DEFAULT_STORAGE, DEFAULT_TRACKING_URI, HEARTBEAT_ENV, STORAGE_ENV, STORAGE_SCHEMES, THREADS_ENV, TRACKING_ENV,
     TRACKING_SCHEMES, ConfigError, SweepConfig, check_uri, shown,
 )
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -70,6 +72,8 @@ def mask_passwords_in(text: str) -> str:
 
 def store_failure(err: BaseException) -> str | None:
     """One line saying which store stopped working, if `err` (or what caused it) is a store's failure."""
+    import sqlalchemy
+
     seen = 0
     while err is not None and seen < 10:
         text = " ".join(str(getattr(err, "orig", None) or err).split("(Background on this error")[0].split())
@@ -169,6 +173,9 @@ def open_storage(url: str, create: bool = True, on_stale_trial=None) -> optuna.s
     `on_stale_trial(study, trial)` is called for each trial this process fails for want of
     heartbeats. Raises StoreError (one line, password masked) when the storage cannot be used.
     """
+    import optuna
+    import sqlalchemy
+
     path = sqlite_path(url)
     if path is not None and not create and not path.exists():
         raise StudyNotFound(f"no study storage at {path} (run `study sweep <file>` first, or pass --storage)")
@@ -200,6 +207,13 @@ def open_storage(url: str, create: bool = True, on_stale_trial=None) -> optuna.s
         with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError), storage.engine.connect() as connection:
             connection.exec_driver_sql("PRAGMA journal_mode=WAL")
     return storage
+
+
+def preload_storage_code() -> None:
+    """Import the code Optuna opens an RDB storage with, without opening one: for a `--jobs` worker,
+    while its parent creates the storage."""
+    with contextlib.suppress(ImportError):  # a module Optuna renamed: it is imported when used
+        import optuna.storages._rdb.models  # noqa: F401
 
 
 def store_problem(what: str, url: str, err: BaseException) -> str:
@@ -264,6 +278,8 @@ def check_tracking_reachable(uri: str) -> None:
                 "(e.g. mlflow server --host 127.0.0.1 --port 5000) or pass another --tracking-uri", uri,
             )) from None
     elif scheme in ("postgresql", "mysql"):
+        import sqlalchemy
+
         try:
             engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS})
             with engine.connect():
@@ -318,6 +334,8 @@ class StudyLock:
         if dialect not in ("postgresql", "mysql"):
             self._release = lambda: None
             return True
+        import sqlalchemy
+
         take, give = (
             ("SELECT pg_try_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)") if dialect == "postgresql"
             else ("SELECT GET_LOCK(:name, 0)", "SELECT RELEASE_LOCK(:name)")

@@ -21,14 +21,16 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from study.config import STORAGE_ENV, THREADS_ENV, TRACKING_ENV, ConfigError, Sweep
 from study.interrupts import request_stop
 from study.progress import SilentReporter, SweepReporter
-from study.results import state_counts
 from study.stores import resolve_storage, resolve_tracking_uri
-from study.sweep import OpenSweep, SweepResult, open_sweep, replicate_if_asked
+
+if TYPE_CHECKING:  # imported by run_workers once the workers are started: Optuna, SQLAlchemy, pandas
+    from study.sweep import OpenSweep, SweepResult
+
 PARENT_GO_ENV = "RNN_STUDY_WAIT_FOR_PARENT"  # set for workers of `study sweep --jobs N`: wait for its "go"
 
 POLL_SECONDS = 0.2  # how often the parent looks whether its workers have exited
@@ -138,11 +140,16 @@ def prepare_then_wait_for_parent(sweep: Sweep) -> bool:
     # (Ctrl-C at its terminal) must not break an import half-way and print a traceback.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        import study.tracking  # noqa: F401 - MLflow
-        import study.trial  # noqa: F401 - TensorFlow and Keras, the slow imports
+        import study.trial  # noqa: F401 - TensorFlow and Keras, the slow imports, and MLflow
         from study.data import load_task
+        from study.stores import preload_storage_code
+        from study.tracking import preload
 
         load_task(sweep.config.task)  # cached for the sweep
+        # What opening the stores imports, so that after the go only the stores themselves are opened.
+        preload_storage_code()
+        with contextlib.suppress(ConfigError):  # a bad URL is the parent's to report
+            preload(resolve_tracking_uri(None, sweep.config))
         return sys.stdin.readline().strip() == "go"
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -177,8 +184,9 @@ def run_workers(
     """
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1 (got {jobs})")
-    # The workers start at once: they import TensorFlow and load the data while this process
-    # checks and opens the stores, then wait for its "go" before they touch the stores.
+    # The workers start at once, before this process has imported Optuna, MLflow or pandas: they
+    # import TensorFlow and load the data while this process checks and opens the stores, then wait
+    # for its "go" before they touch the stores.
     env = {
         **os.environ,
         # The stores go by environment, not by argument: a password stays out of `ps` listings.
@@ -206,6 +214,9 @@ def run_workers(
             reader = threading.Thread(target=_follow, args=(worker, on_line), daemon=True)
             reader.start()
             readers.append(reader)
+        from study.results import state_counts
+        from study.sweep import open_sweep, replicate_if_asked
+
         opened = open_sweep(sweep, trials, storage, tracking_uri)
         trials_before = len(opened.study.get_trials(deepcopy=False))
         finished, running = opened.finished_and_running()
