@@ -2,7 +2,7 @@
 
 The workload is the search of `benchmarks/sweeps/pruning.yaml` (cell x units x learning rate on
 MNIST-1D, random sampler, seed 0: the same configurations in the same order in every run), run
-through the real path, `study.sweep.run_sweep` with Optuna storage, MLflow runs and `log_models`,
+through the real path, `study.search.sweep.run_sweep` with Optuna storage, MLflow runs and `log_models`,
 as two studies in their own stores, one trial at a time, alternated (the order swapped each pair):
 
 - **complete**: every trial trains its epochs (default 12, the sweep file's), its test set is
@@ -17,7 +17,7 @@ included), the steady epoch time (median of epochs 2..n; a pruned trial takes it
 and the **fixed cost = wall - epochs x steady epoch time**, split by timers around:
 
 - build: `clear_session`, seeding, building and compiling the model, and getting it ready to train
-  (`study.trial.TracedModels.take`: a kept model loaded with its initial state, or a new one's
+  (`study.search.trial.TracedModels.take`: a kept model loaded with its initial state, or a new one's
   optimizer and metric state built);
 - first epoch: its excess over the steady epoch time (tracing and instantiating the training and
   validation steps for a new model);
@@ -114,15 +114,15 @@ class Timers:
         import keras
         import optuna
 
-        import study.sweep
-        import study.trial
-        from study.tracking import SweepTracker, TrialRun
+        import study.search.sweep
+        import study.search.trial
+        from study.store.tracking import SweepTracker, TrialRun
 
         self.wrap(keras.backend, "clear_session", "build")
         self.wrap(keras.utils, "set_random_seed", "build")
-        self.wrap(study.trial, "build_model", "build")
-        if hasattr(study.trial, "TracedModels"):  # absent from code before models were reused
-            self.wrap(study.trial.TracedModels, "take", "build")
+        self.wrap(study.search.trial, "build_model", "build")
+        if hasattr(study.search.trial, "TracedModels"):  # absent from code before models were reused
+            self.wrap(study.search.trial.TracedModels, "take", "build")
         for name in ("fit", "evaluate"):
             if name not in keras.Model.__dict__:
                 setattr(keras.Model, name, getattr(keras.Model, name))  # a copy on keras.Model itself, to wrap
@@ -135,9 +135,9 @@ class Timers:
         for name, value in list(vars(storage).items()):
             if callable(value) and not name.startswith("_"):
                 self.wrap(storage, name, "optuna")
-        self._wrap_training(study.trial)
-        self._wrap_epochs(study.trial._BestEpochKeeper)
-        self._wrap_loop(study.sweep)
+        self._wrap_training(study.search.trial)
+        self._wrap_epochs(study.search.trial._BestEpochKeeper)
+        self._wrap_loop(study.search.sweep)
         self._wrap_optimize(optuna.Study)
 
     def _wrap_training(self, module) -> None:
@@ -151,7 +151,7 @@ class Timers:
             timers.trial["epoch_seconds"] = list(result.epoch_seconds)
             timers.trial["pruned_at"] = result.pruned_at
             timers.trial["value"] = result.value
-            # The same model object as an earlier trial's: it was reused (study.trial.TracedModels).
+            # The same model object as an earlier trial's: it was reused (study.search.trial.TracedModels).
             timers.trial["reused"] = any(ref() is result.model for ref in timers.models)
             timers.models.append(weakref.ref(result.model))
             return result
@@ -250,18 +250,18 @@ def pruned_after_first_epoch():
     `report` and `should_prune`, as a pruner stops a hopeless trial."""
     import optuna
 
-    import study.sweep
+    import study.search.sweep
 
     class AlwaysPrune(optuna.pruners.BasePruner):
         def prune(self, study, trial) -> bool:
             return True
 
-    original = study.sweep.make_pruner
-    study.sweep.make_pruner = lambda *args, **kwargs: AlwaysPrune()
+    original = study.search.sweep.make_pruner
+    study.search.sweep.make_pruner = lambda *args, **kwargs: AlwaysPrune()
     try:
         yield
     finally:
-        study.sweep.make_pruner = original
+        study.search.sweep.make_pruner = original
 
 
 def main() -> None:
@@ -283,15 +283,15 @@ def main() -> None:
 
     import tensorflow as tf
 
-    import study.trial
-    from study.config import load_sweep
-    from study.sweep import run_sweep
+    import study.search.trial
+    from study.spec.config import load_sweep
+    from study.search.sweep import run_sweep
 
     folder = Path(tempfile.mkdtemp(prefix="fixed-cost-benchmark-"))
     sweeps = {variant: load_sweep(write_sweep(raw, f"fixed-cost-{variant}", folder)) for variant in VARIANTS}
     timers = Timers()
     timers.install()
-    kept = getattr(study.trial, "TRACED_MODELS", None)  # None: code from before models were reused
+    kept = getattr(study.search.trial, "TRACED_MODELS", None)  # None: code from before models were reused
     print(f"MNIST-1D, {raw['epochs']} epochs, batch {raw['batch_size']}; TensorFlow intra-op threads: "
           f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'}; models reused: "
           f"{'yes' if kept is not None else 'no'}; stores in {folder}", flush=True)

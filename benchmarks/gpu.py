@@ -2,7 +2,7 @@
 
 Two parts, each through the project's own code, on offline tasks (no download):
 
-- **cells**: one trial per cell variant (`study.trial.train_and_evaluate`, same seed and arrays),
+- **cells**: one trial per cell variant (`study.search.trial.train_and_evaluate`, same seed and arrays),
   with `jit_compile` false and true: seconds per epoch (median of the epochs after the first), the
   first epoch (tracing, compiling, cuDNN set-up), the whole trial, and what actually ran: the
   `cudnn_eligible` tag a sweep writes, whether the traced training step holds a `CudnnRNN` op (what
@@ -116,8 +116,8 @@ def uses_cudnn(model) -> bool:
 def time_cell(data, params: dict, epochs: int, batch_size: int, jit: bool, objective, on_gpu: bool) -> dict:
     import tensorflow as tf
 
-    from study import trial
-    from study.models import cudnn_eligible
+    from study.search import trial
+    from study.train.models import cudnn_eligible
 
     # Every row times a fresh model (first epoch = tracing and compiling), not one kept from an
     # earlier row of the same architecture, where the project keeps traced models.
@@ -140,8 +140,8 @@ def time_cell(data, params: dict, epochs: int, batch_size: int, jit: bool, objec
 
 def run_cells(workloads: list, variants: list, repeats: int, on_gpu: bool) -> tuple[list[str], list[str]]:
     """Time every (workload, variant, XLA off/on); return the Markdown table and the summary lines."""
-    from study.config import parse_config
-    from study.data import load_task
+    from study.spec.config import parse_config
+    from study.train.data import load_task
 
     rows, lines = [], []
     for label, task, units, epochs, batch_size in workloads:

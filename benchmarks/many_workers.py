@@ -2,10 +2,10 @@
 each waits for the study lock, and at what trial length the lock saturates (extrapolated to 1,000).
 
 Each run starts W worker processes on a fresh PostgreSQL database, every one on the project's own
-path, `study.sweep.run_sweep(..., replicate=False)` as `study worker` runs it: `open_sweep`, the
-study lock of `study.stores.StudyLock` (`pg_try_advisory_lock`, polled every 50 ms), claiming in
+path, `study.search.sweep.run_sweep(..., replicate=False)` as `study worker` runs it: `open_sweep`, the
+study lock of `study.store.locations.StudyLock` (`pg_try_advisory_lock`, polled every 50 ms), claiming in
 `_run_until_target`, the default TPE sampler with `budget: equal`, heartbeats. Only the training is
-scripted: `study.trial.train_and_evaluate` sleeps the trial length T over two epochs, calls
+scripted: `study.search.trial.train_and_evaluate` sleeps the trial length T over two epochs, calls
 `on_epoch` after each and returns a `TrainingResult`. The target is N = W trials (at least 16).
 
 Workers are forked from this process once it has imported `study` (TensorFlow included) and loaded
@@ -248,7 +248,7 @@ class _NullRun:
 
 
 class NullTracker:
-    """`claim` mode: stands in for `study.tracking.SweepTracker`, so a trial costs no MLflow writes."""
+    """`claim` mode: stands in for `study.store.tracking.SweepTracker`, so a trial costs no MLflow writes."""
 
     def __init__(self, tracking_uri: str, experiment_name: str):
         self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, "0", None
@@ -277,8 +277,8 @@ def _scripted_training(seconds: float, trained: list):
     """A `train_and_evaluate` with the real one's contract that sleeps `seconds` instead of training."""
     import math
 
-    from study.models import parameter_count
-    from study.trial import TrainingResult, model_spec
+    from study.train.models import parameter_count
+    from study.search.trial import TrainingResult, model_spec
 
     def train(data, params, *, epochs, batch_size, seed, metric, direction, on_epoch=None, should_prune=None,
               jit_compile="auto"):
@@ -310,10 +310,10 @@ def _scripted_training(seconds: float, trained: list):
 def _worker(sweep_path: str, storage: str, tracking: str, seconds: float, mode: str, ready, go, out: str,
             holder_first: bool) -> None:
     """One forked worker: the real `run_sweep`, with scripted training and a timed study lock."""
-    import study.sweep
-    import study.trial
-    from study.config import load_sweep
-    from study.stores import StudyLock
+    import study.search.sweep
+    import study.search.trial
+    from study.spec.config import load_sweep
+    from study.store.locations import StudyLock
 
     report = {"pid": os.getpid(), "locks": [], "trained": [], "error": None, "go": None}
     steady = False
@@ -345,7 +345,7 @@ def _worker(sweep_path: str, storage: str, tracking: str, seconds: float, mode: 
             report["locks"].append((*self._bench_held, letting_go, time.monotonic(), kind, self._bench_tries,
                                     cpu - self._bench_cpu))
 
-    run_until_target = study.sweep._run_until_target
+    run_until_target = study.search.sweep._run_until_target
 
     def gated(*args, **kwargs):
         nonlocal steady
@@ -358,15 +358,15 @@ def _worker(sweep_path: str, storage: str, tracking: str, seconds: float, mode: 
             report["done"], report["cpu"] = time.monotonic(), time.process_time() - cpu
 
     StudyLock.acquire, StudyLock.release, StudyLock._try = timed_acquire, timed_release, timed_try
-    study.sweep._run_until_target = gated
-    study.trial.train_and_evaluate = _scripted_training(seconds, report["trained"])
+    study.search.sweep._run_until_target = gated
+    study.search.trial.train_and_evaluate = _scripted_training(seconds, report["trained"])
     if mode == "claim":
-        import study.tracking
+        import study.store.tracking
 
-        study.tracking.SweepTracker = NullTracker
-        study.tracking.tracked_trial_numbers = lambda uri, name: set()
+        study.store.tracking.SweepTracker = NullTracker
+        study.store.tracking.tracked_trial_numbers = lambda uri, name: set()
     try:
-        result = study.sweep.run_sweep(load_sweep(sweep_path), storage=storage, tracking_uri=tracking,
+        result = study.search.sweep.run_sweep(load_sweep(sweep_path), storage=storage, tracking_uri=tracking,
                                        replicate=False)
         report["started"] = result.started
     except BaseException:  # noqa: BLE001 - reported by the parent
@@ -715,11 +715,11 @@ def run_all(args: argparse.Namespace, plan: dict[str, list[tuple[int, float]]]) 
     # Imported before forking, so no worker pays for them.
     import optuna
 
-    import study.sweep
-    import study.tracking
-    import study.trial  # noqa: F401
-    from study.config import load_sweep
-    from study.data import load_task
+    import study.search.sweep
+    import study.store.tracking
+    import study.search.trial  # noqa: F401
+    from study.spec.config import load_sweep
+    from study.train.data import load_task
 
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="many-workers-"))
     folder.mkdir(parents=True, exist_ok=True)

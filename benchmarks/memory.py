@@ -31,12 +31,12 @@ HERE = Path(__file__).resolve().parent
 SWEEP_FILE = HERE / "sweeps" / "memory.yaml"
 TARGET_GIB = 2.5
 
-IMPORTS = "import tensorflow, keras, mlflow, optuna, study.sweep, study.trial, study.tracking"
+IMPORTS = "import tensorflow, keras, mlflow, optuna, study.search.sweep, study.search.trial, study.store.tracking"
 BARE = """
 import sys
 import keras
-from study.config import load_sweep
-from study.data import load_task
+from study.spec.config import load_sweep
+from study.train.data import load_task
 config = load_sweep(sys.argv[1]).config
 data = load_task(config.task)
 params = config.fixed_params()
@@ -81,8 +81,8 @@ def main() -> None:
     sweep_path = folder / "memory.yaml"
     sweep_path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
-    from study.config import load_sweep
-    from study.data import load_task
+    from study.spec.config import load_sweep
+    from study.train.data import load_task
 
     data = load_task(load_sweep(sweep_path).config.task)
     arrays = sum(value.nbytes for value in vars(data).values() if hasattr(value, "nbytes")) / 2**20

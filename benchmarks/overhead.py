@@ -2,9 +2,9 @@
 
 The workload is `benchmarks/sweeps/overhead.yaml`: one fixed GRU-64 on 10k Fashion-MNIST rows,
 3 epochs, batch 256. The same model is trained two ways, on the very same arrays
-(`study.data.load_task`, cached) with the same seed, epochs and batch size:
+(`study.train.data.load_task`, cached) with the same seed, epochs and batch size:
 
-- **study**: `study.sweep.run_sweep` with tracking and all (Optuna storage, MLflow runs, per-epoch
+- **study**: `study.search.sweep.run_sweep` with tracking and all (Optuna storage, MLflow runs, per-epoch
   metrics, the best epoch's weights kept and saved as `model.keras`, the test set evaluated once);
 - **bare**: a plain Keras script: `Sequential([Input, GRU(64), Dense(10, softmax)])`, `fit` with
   `validation_data` each epoch and no callbacks, then one `evaluate` on the test set.
@@ -55,8 +55,8 @@ BARE = """
 import sys, time
 started = time.perf_counter()
 import keras
-from study.config import load_sweep
-from study.data import load_task
+from study.spec.config import load_sweep
+from study.train.data import load_task
 config = load_sweep(sys.argv[1]).config
 data = load_task(config.task)
 params = config.fixed_params()
@@ -107,7 +107,7 @@ def bare_trial(data, params: dict, seed: int, epochs: int, batch_size: int) -> d
 
 def study_trial(sweep, number: int, storage: str, tracking: str) -> dict:
     """Run trial `number` through run_sweep, then time the same call with nothing left to run."""
-    from study.sweep import run_sweep
+    from study.search.sweep import run_sweep
 
     started, cpu_started = time.perf_counter(), time.process_time()
     result = run_sweep(sweep, trials=number + 1, storage=storage, tracking_uri=tracking)
@@ -150,9 +150,9 @@ def main() -> None:
     load_started = time.perf_counter()
     import tensorflow as tf
 
-    from study.config import load_sweep
-    from study.data import load_task
-    from study.trial import trial_seed
+    from study.spec.config import load_sweep
+    from study.train.data import load_task
+    from study.search.trial import trial_seed
     imports = time.perf_counter() - load_started
 
     folder = Path(tempfile.mkdtemp(prefix="overhead-benchmark-"))
@@ -254,7 +254,7 @@ def main() -> None:
 
 A ratio below 1 is possible: before each model the bare loop's `clear_session()` runs a full garbage
 collection over every object in the process (~0.5 s here), which `study` avoids by freezing the objects
-that live for the whole sweep (`study.trial.long_lived_objects_frozen`).
+that live for the whole sweep (`study.search.trial.long_lived_objects_frozen`).
 
 Machine: {machine()}. Load average at the end: {load_average()}. Timings on
 this machine vary by up to +-40% from run to run, even alone: figures are medians of alternated pairs.

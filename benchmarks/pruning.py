@@ -23,7 +23,7 @@ the whole budget and the best each run found.
 
 Replays. A pruner changes nothing but where trials stop, so the no-pruning run's per-epoch
 validation accuracies (its Optuna intermediate values) tell what any setting does: a replay
-feeds them epoch by epoch to the sweep's own pruner (`study.samplers.make_pruner`) in an
+feeds them epoch by epoch to the sweep's own pruner (`study.search.samplers.make_pruner`) in an
 in-memory study of the same name and trial numbers, in about a second and without training.
 Every run replays the settings it trained (a check: replayed and trained epochs must agree) and
 the screening list SCREEN; and replays each setting over `--orders` random orders of the same
@@ -126,7 +126,7 @@ def parse_settings(arguments: list[str]) -> list[Setting]:
 
 def check_settings(raw: dict, settings: list[Setting]) -> None:
     """Refuse a setting the sweep schema refuses, with its message, before anything trains."""
-    from study.config import ConfigError, parse_config
+    from study.spec.config import ConfigError, parse_config
 
     for setting in settings:
         try:
@@ -192,10 +192,10 @@ class Run:
 def run_search(raw: dict, setting: Setting, folder: Path) -> Run:
     import optuna
 
-    from study.config import load_sweep
-    from study.samplers import scientific_value
-    from study.sweep import run_sweep
-    from study.tracking import load_histories
+    from study.spec.config import load_sweep
+    from study.search.samplers import scientific_value
+    from study.search.sweep import run_sweep
+    from study.store.tracking import load_histories
 
     raw = copy.deepcopy(raw)
     raw["name"] = f"{raw['name']}-{setting.slug}"
@@ -239,8 +239,8 @@ def replay(raw: dict, base: Run, setting: Setting, order: list[int] | None = Non
     """
     import optuna
 
-    from study.config import parse_config
-    from study.samplers import EQUAL_BUDGET_ATTR, make_pruner
+    from study.spec.config import parse_config
+    from study.search.samplers import EQUAL_BUDGET_ATTR, make_pruner
 
     config = parse_config({**raw, "name": f"{raw['name']}-{setting.slug}", "pruner": setting.pruner})
     pruner = make_pruner(config, within_value=None if setting.within_value else False)

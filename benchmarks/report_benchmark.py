@@ -1,7 +1,7 @@
-"""Benchmark: how long `study.report.build_report` takes for a 100-trial study (target: < 60 s on 2 cores).
+"""Benchmark: how long `study.reporting.build.build_report` takes for a 100-trial study (target: < 60 s on 2 cores).
 
 It fills a fresh MLflow store and Optuna storage with a synthetic 100-trial digits study, written
-directly rather than trained: the runs through `study.tracking.SweepTracker` as a sweep writes them
+directly rather than trained: the runs through `study.store.tracking.SweepTracker` as a sweep writes them
 (params, 20 epochs of metrics, summary metrics, a `model.keras` for each completed trial; some trials
 failed or pruned), and the matching Optuna trials through optuna itself (this script is a fixture,
 outside the package's one-module-per-store rule). Then it times `build_report` in a fresh Python
@@ -31,8 +31,8 @@ import optuna  # noqa: E402
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution  # noqa: E402
 from optuna.trial import TrialState, create_trial  # noqa: E402
 
-from study.config import parse_config  # noqa: E402
-from study.tracking import SweepTracker  # noqa: E402
+from study.spec.config import parse_config  # noqa: E402
+from study.store.tracking import SweepTracker  # noqa: E402
 
 NAME = "report-benchmark"
 EPOCHS = 20
@@ -74,7 +74,7 @@ def synthetic_trial(rng: np.random.Generator) -> tuple[dict, str, list[float]]:
 def fill(tracking_uri: str, storage: str, trials: int, seed: int = 0) -> None:
     import keras
 
-    from study.models import ModelSpec, build_model
+    from study.train.models import ModelSpec, build_model
 
     config = parse_config({"name": NAME, "task": {"name": "digits"}, "space": SPACE, "trials": trials,
                            "epochs": EPOCHS, "batch_size": 32, "sampler": "tpe"})
@@ -119,7 +119,7 @@ def fill(tracking_uri: str, storage: str, trials: int, seed: int = 0) -> None:
 TIMED = """
 import sys, time
 started = time.perf_counter()
-from study.report import build_report
+from study.reporting.build import build_report
 result = build_report(sys.argv[1], out=sys.argv[2], storage=sys.argv[3], tracking_uri=sys.argv[4])
 print(f"{time.perf_counter() - started:.1f}", len(result.files), len(result.trials), sep="\\t")
 """

@@ -17,7 +17,7 @@ libraries, and each call that opens the stores, loads the data or sets up the fi
 in wall and CPU seconds, each part without the parts nested in it; "other" is the rest of the main
 thread's time (the command's own code, and waits). A part timed in a background thread is listed
 apart: it overlaps the main thread's. A new MLflow store is a copy of an empty one made once per
-machine (`study.tracking.new_sqlite_store`); the first fresh store on a machine also makes that copy.
+machine (`study.store.tracking.new_sqlite_store`); the first fresh store on a machine also makes that copy.
 
     .venv/bin/python benchmarks/startup.py                 # 3 repeats of each case (~3 min on 2 cores); writes RESULTS.md
     .venv/bin/python benchmarks/startup.py --repeats 5 --no-record
@@ -56,17 +56,17 @@ MLFLOW_CALLS = "MLflow: experiment, parent run, runs left open"
 # Calls timed: module -> {attribute: part}, patched into the module as soon as it has executed, so
 # modules that import the name from it get the timed one.
 CALL_PARTS = {
-    "study.config": {"load_sweep": "read and check the sweep file"},
-    "study.stores": {"open_storage": "open/create the Optuna storage", "check_writable": "check the stores",
+    "study.spec.config": {"load_sweep": "read and check the sweep file"},
+    "study.store.locations": {"open_storage": "open/create the Optuna storage", "check_writable": "check the stores",
                      "check_tracking_reachable": "check the stores"},
     "mlflow.store.tracking.sqlalchemy_store": {"SqlAlchemyStore.__init__": "open/create the MLflow store (migrations)"},
-    "study.tracking": {"tracked_trial_numbers": MLFLOW_CALLS, "SweepTracker.__init__": MLFLOW_CALLS,
+    "study.store.tracking": {"tracked_trial_numbers": MLFLOW_CALLS, "SweepTracker.__init__": MLFLOW_CALLS,
                        "SweepTracker.open_parent": MLFLOW_CALLS, "SweepTracker.close_orphaned_trial_runs": MLFLOW_CALLS,
                        "SweepTracker.close_dead_retrain_runs": MLFLOW_CALLS},
-    "study.data": {"load_task": "load the data"},
-    "study.sweep": {"_open_study": "Optuna: create or load the study", "package_versions": "package versions",
+    "study.train.data": {"load_task": "load the data"},
+    "study.search.sweep": {"_open_study": "Optuna: create or load the study", "package_versions": "package versions",
                     "check_model_size": "check the model size"},
-    "study.trial": {"Objective.__init__": "set up the objective", "configure_threads": "set up the objective"},
+    "study.search.trial": {"Objective.__init__": "set up the objective", "configure_threads": "set up the objective"},
 }
 INTERPRETER = "Python interpreter start-up"
 OTHER = "other (the command's own code, waits)"
@@ -155,7 +155,7 @@ def run_probed(started: float, out: str, argv: list[str]) -> None:
     written = []
 
     def patch_more(fullname: str, module) -> None:
-        if fullname != "study.trial":
+        if fullname != "study.search.trial":
             return
         call = module.Objective.__call__
 
@@ -174,7 +174,7 @@ def run_probed(started: float, out: str, argv: list[str]) -> None:
 
     sys.meta_path.insert(0, TimedImports(probe, patch_more))
     sys.argv = ["study", *argv]
-    from study.cli import main  # under the probe: its imports are timed too
+    from study.app.cli import main  # under the probe: its imports are timed too
 
     main()
 

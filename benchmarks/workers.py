@@ -46,8 +46,8 @@ if threads:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 import keras
-from study.config import load_sweep
-from study.data import load_task
+from study.spec.config import load_sweep
+from study.train.data import load_task
 config = load_sweep(sys.argv[3]).config
 data = load_task(config.task)
 model = keras.Sequential([keras.Input(shape=data.x_train.shape[1:]), keras.layers.GRU(64),

@@ -3,11 +3,11 @@
 XLA compiles each new model's training and evaluation steps (several seconds, paid by every
 trial, since every trial builds a new model) and then runs each epoch faster. Whether a trial
 gains depends on how much training it does. For each workload below, one trial is trained with
-XLA off and on (alternated, same seed, same arrays, `study.trial.train_and_evaluate`, TensorFlow's
+XLA off and on (alternated, same seed, same arrays, `study.search.trial.train_and_evaluate`, TensorFlow's
 default threads unless --threads), and the script prints the trial's wall time, its first epoch
 (tracing and compiling included), the median of the later epochs, and the break-even: the epochs
 after which XLA's faster epochs have paid for its compiling. `jit_compile: auto` uses that
-figure (see `study.models.resolve_jit_compile`).
+figure (see `study.train.models.resolve_jit_compile`).
 
     .venv/bin/python benchmarks/xla.py                 # ~6 min on 2 cores; writes RESULTS.md
     .venv/bin/python benchmarks/xla.py --threads 1     # as each of 2 workers runs (no RESULTS.md)
@@ -39,9 +39,9 @@ WORKLOADS = [
 
 
 def time_trial(task: dict, params: dict, epochs: int, batch_size: int, jit: bool) -> dict:
-    from study.config import parse_config
-    from study.data import load_task
-    from study.trial import train_and_evaluate
+    from study.spec.config import parse_config
+    from study.train.data import load_task
+    from study.search.trial import train_and_evaluate
 
     config = parse_config({"name": "xla", "task": task, "space": {k: {"value": v} for k, v in params.items()},
                            "trials": 1, "epochs": epochs, "batch_size": batch_size}, "benchmarks/xla.py")
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: the smallest workload, 2 epochs, 1 pair")
     parser.add_argument("--no-record", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
-    from study.trial import configure_threads
+    from study.search.trial import configure_threads
 
     configure_threads(args.threads)
     workloads = [(*WORKLOADS[0][:3], 2, WORKLOADS[0][4])] if args.quick else WORKLOADS

@@ -215,9 +215,9 @@ class Browser:
 def make_study(folder: Path, name: str = "ui-check", say=print) -> dict[str, str]:
     """Train the tiny study in `folder` (or resume it: a finished one is kept) and log its report to
     the parent run, as `study sweep` and `study report` do; return its stores and names."""
-    from study.config import load_sweep
-    from study.report import build_report
-    from study.sweep import run_sweep
+    from study.spec.config import load_sweep
+    from study.reporting.build import build_report
+    from study.search.sweep import run_sweep
 
     folder.mkdir(parents=True, exist_ok=True)
     sweep_file = folder / f"{name}.yaml"
@@ -239,7 +239,7 @@ def free_port() -> int:
 
 def study_command() -> list[str]:
     script = Path(sys.executable).with_name("study")  # the console script users type
-    return [str(script)] if script.exists() else [sys.executable, "-m", "study.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "study.app.cli"]
 
 
 @contextlib.contextmanager
@@ -293,7 +293,7 @@ DRAWN_IMAGES = ("JSON.stringify({title: document.title, images: document.images.
 
 def check_mlflow_ui(browser: Browser, study: dict[str, str], folder: Path, shot, say=print) -> list[str]:
     """`study ui` on the study: its runs table, a trial's page and the report logged to the parent run."""
-    from study.tracking import load_runs
+    from study.store.tracking import load_runs
 
     trials = load_runs(study["tracking_uri"], study["study"], "trial")
     names = sorted(trials["tags.mlflow.runName"])

@@ -132,18 +132,18 @@ def scripted_training(monkeypatch):
     """Replace Keras training with a script, for tests of the search logic around it (samplers,
     pruning, failures, resume, equal budgets, replicates): a trial then takes milliseconds.
 
-    `install(script)` patches `study.trial.train_and_evaluate`; `script(params, seed, epoch)` gives
+    `install(script)` patches `study.search.trial.train_and_evaluate`; `script(params, seed, epoch)` gives
     each epoch's validation accuracy (default `scripted_accuracy`), may raise to crash the trial or
     return NaN to fail it as a NaN loss would. The fake keeps the real one's contract: per-epoch
     callbacks, pruning checks, best epoch, test metrics at the best epoch (none when pruned), the
-    parameter count of the real model (`study.models.parameter_count`). Regression tasks get a
+    parameter count of the real model (`study.train.models.parameter_count`). Regression tasks get a
     validation loss of 1 - accuracy. Returns the list of (params, seed) it trained, in order.
     """
     import math
 
-    import study.trial
-    from study.models import parameter_count
-    from study.trial import TrainingResult, TrialFailed, model_spec
+    import study.search.trial
+    from study.train.models import parameter_count
+    from study.search.trial import TrainingResult, TrialFailed, model_spec
 
     trained: list[tuple[dict, int]] = []
 
@@ -187,7 +187,7 @@ def scripted_training(monkeypatch):
                 epoch_seconds=[0.01] * len(history["loss"]), pruned_at=pruned_at, model=ScriptedModel(),
             )
 
-        monkeypatch.setattr(study.trial, "train_and_evaluate", train)
+        monkeypatch.setattr(study.search.trial, "train_and_evaluate", train)
         return trained
 
     return install

@@ -11,10 +11,10 @@ import pytest
 from scipy import stats as scipy_stats
 from typer.testing import CliRunner
 
-from study import across
-from study.cli import app
-from study.config import ConfigError
-from study.suite import load_suite
+from study.analysis import across
+from study.app.cli import app
+from study.spec.config import ConfigError
+from study.app.suite import load_suite
 
 # Two tasks, two values, normalized scores given directly (score = normalized here).
 RUNS = pd.DataFrame(

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from study.backend import start_up_notices_filtered
+from study.train.backend import start_up_notices_filtered
 
 
 def test_start_up_notices_are_dropped_and_every_other_line_is_passed_on(capfd):
@@ -23,7 +23,7 @@ def test_start_up_notices_are_dropped_and_every_other_line_is_passed_on(capfd):
 
 
 def test_loading_tensorflow_through_study_prints_no_notice():
-    loaded = subprocess.run([sys.executable, "-c", "import study.backend as b; print(b.gpu_available())"],
+    loaded = subprocess.run([sys.executable, "-c", "import study.train.backend as b; print(b.gpu_available())"],
                             capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": ""})
     assert loaded.returncode == 0 and loaded.stdout.strip() in ("True", "False"), loaded.stderr
     assert "cuda" not in loaded.stderr.lower() and "InitializeLog" not in loaded.stderr, loaded.stderr

@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from study.cli import app
-from study.config import HYPERPARAMETERS, TASK_NAMES, ConfigError, ParamSpec, SweepConfig, load_sweep, parse_config
+from study.app.cli import app
+from study.spec.config import HYPERPARAMETERS, TASK_NAMES, ConfigError, ParamSpec, SweepConfig, load_sweep, parse_config
 from tests.conftest import write_mnist_npz
 
 REPO = Path(__file__).resolve().parents[1]
@@ -254,7 +254,7 @@ def test_read_only_mlruns_is_refused_with_exit_2(what, tmp_path):
         db.touch()
         db.chmod(0o444)
     try:
-        done = subprocess.run([*prefix, sys.executable, "-m", "study.cli", "sweep", str(sweep)], cwd=tmp_path,
+        done = subprocess.run([*prefix, sys.executable, "-m", "study.app.cli", "sweep", str(sweep)], cwd=tmp_path,
                               capture_output=True, text=True, timeout=120,
                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         contents = sorted(p.name for p in mlruns.iterdir())
@@ -299,7 +299,7 @@ def test_a_real_postgresql_refuses_bad_credentials_in_one_masked_line(problem, p
 
 def test_a_grid_too_large_to_run_is_refused_at_once():
     # In a subprocess with a timeout: a validation that listed the grid's 9e8 points would hang.
-    code = ("from study.config import parse_config, ConfigError\n"
+    code = ("from study.spec.config import parse_config, ConfigError\n"
             "try:\n parse_config({'name': 't', 'task': {'name': 'sine'}, 'trials': 1, 'epochs': 1, 'sampler': 'grid',"
             " 'space': {'dropout': {'low': 0.0, 'high': 0.9, 'step': 1e-9}}})\n"
             "except ConfigError as err: print(err)\n"
@@ -513,7 +513,7 @@ def test_mlflow_never_prints_its_view_run_lines_with_the_tracking_password(monke
     # On a tracking server MLflow writes "View run NAME at: http://user:pw@host/..." as each run ends.
     from types import SimpleNamespace
 
-    from study.tracking import client_for
+    from study.store.tracking import client_for
 
     monkeypatch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "false")
     client = client_for(f"http://study:{SECRET}@127.0.0.1:1")
@@ -526,13 +526,13 @@ def test_mlflow_never_prints_its_view_run_lines_with_the_tracking_password(monke
 
 
 def test_the_model_size_limit_can_be_raised(tmp_path, monkeypatch):
-    import study.sweep
-    from study.data import load_task
+    import study.search.sweep
+    from study.train.data import load_task
 
     path = tmp_path / "big.yaml"
     path.write_text(OK + "space:\n  cell: {value: LSTM}\n  units: {value: 4096}\n  depth: {value: 8}\n")
     config = load_sweep(path).config
     with pytest.raises(ConfigError, match="RNN_STUDY_MAX_PARAMS=1006936074"):
-        study.sweep.check_model_size(config, load_task(config.task), str(path))
+        study.search.sweep.check_model_size(config, load_task(config.task), str(path))
     monkeypatch.setenv("RNN_STUDY_MAX_PARAMS", "1_100_000_000")
-    study.sweep.check_model_size(config, load_task(config.task), str(path))
+    study.search.sweep.check_model_size(config, load_task(config.task), str(path))

@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from study.cli import app
+from study.app.cli import app
 from tests.test_config import BAD_SWEEPS
 
 runner = CliRunner()
@@ -139,8 +139,8 @@ def _free_port() -> int:
 
 @pytest.mark.slow  # the MLflow server takes 10-40 s to answer on 2 cores
 def test_ui_serves_the_tracking_store_on_loopback(tiny_sweep, stores, tmp_path):
-    from study.sweep import run_sweep
-    from study.config import load_sweep
+    from study.search.sweep import run_sweep
+    from study.spec.config import load_sweep
 
     result = run_sweep(load_sweep(tiny_sweep(trials=1)), **stores)
     port = _free_port()
@@ -184,20 +184,20 @@ def test_ui_serves_the_tracking_store_on_loopback(tiny_sweep, stores, tmp_path):
 def test_terminal_tables_fit_by_leaving_out_whole_columns_never_by_cutting_names(monkeypatch):
     import pandas as pd
 
-    import study.cli
+    import study.app.cli
 
     frame = pd.DataFrame({"trial": [0, 1], "state": ["COMPLETE", "COMPLETE"], "best_val_accuracy": [0.98, 0.97],
                           "cell": ["SimpleRNN", "GRU"], "learning_rate": [0.001, 0.002], "seconds_per_epoch": [0.5, 0.6]})
     narrow = Console(width=60, record=True)
-    monkeypatch.setattr(study.cli, "console", narrow)
-    narrow.print(study.cli.dataframe_table(frame, "trials"))
+    monkeypatch.setattr(study.app.cli, "console", narrow)
+    narrow.print(study.app.cli.dataframe_table(frame, "trials"))
     text = narrow.export_text()
     assert max(len(line) for line in text.splitlines()) <= 60
     assert "SimpleRNN" in text and "…" not in text  # whole names, no ellipsis
     assert "not shown, to fit 60 columns: learning_rate, seconds_per_epoch" in " ".join(text.split())
     wide = io.StringIO()
-    monkeypatch.setattr(study.cli, "console", Console(width=60, file=wide))
-    study.cli.print_table(frame, "trials", wide=True)
+    monkeypatch.setattr(study.app.cli, "console", Console(width=60, file=wide))
+    study.app.cli.print_table(frame, "trials", wide=True)
     every = wide.getvalue()
     assert "…" not in every and "seconds_per_epoch" in every and "learning_rate" in every
 

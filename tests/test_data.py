@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from study.config import DigitsTask, FashionMnistTask, ImdbTask, Mnist1dTask, MnistTask, SineTask
-from study.data import FASHION_MNIST_SYSTEM_DIR, DataError, TaskData, load_task
+from study.spec.config import DigitsTask, FashionMnistTask, ImdbTask, Mnist1dTask, MnistTask, SineTask
+from study.train.data import FASHION_MNIST_SYSTEM_DIR, DataError, TaskData, load_task
 
 SPLITS = ("train", "val", "test")
 
@@ -343,7 +343,7 @@ def test_a_crafted_imdb_pickle_never_runs_and_garbage_is_one_data_error(tmp_path
     assert "\n" not in str(refused.value) and len(str(refused.value)) < 500
 
     # A real imdb.npz reads as NumPy's own pickle loader reads it.
-    from study.data import _read_npz
+    from study.train.data import _read_npz
 
     write_imdb_npz(tmp_path / "imdb.npz")
     mine = _read_npz(tmp_path / "imdb.npz", allow_objects=True)

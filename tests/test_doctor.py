@@ -9,11 +9,11 @@ import optuna
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from study.cli import app
-from study.config import load_sweep
-from study.doctor import check_study
-from study.stores import open_storage
-from study.sweep import run_sweep
+from study.app.cli import app
+from study.spec.config import load_sweep
+from study.store.doctor import check_study
+from study.store.locations import open_storage
+from study.search.sweep import run_sweep
 
 
 def doctor(name, stores, *flags):

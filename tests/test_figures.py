@@ -8,9 +8,9 @@ import pandas as pd
 import seaborn as sns
 from rich.console import Console
 
-from study import cli
-from study.config import CELL_COLOURS, CELLS
-from study.figures import cost, distribution, isolation, palette
+from study.app import cli
+from study.spec.config import CELL_COLOURS, CELLS
+from study.reporting.figures import cost, distribution, isolation, palette
 
 
 def _trials(scores: list[float]) -> pd.DataFrame:

@@ -1,5 +1,5 @@
 """Ctrl-C and SIGTERM: the interrupt carries its reason, and a main thread stuck in native code is
-stopped within seconds by the watchdog (`study.interrupts`), with its hard-stop actions run first.
+stopped within seconds by the watchdog (`study.train.interrupts`), with its hard-stop actions run first.
 
 Each case runs in a small Python process of its own (signals and `os._exit` are process-wide);
 none imports TensorFlow, so the file takes a few seconds. The same stop inside a real TensorFlow
@@ -14,11 +14,11 @@ import sys
 import textwrap
 import time
 
-from study.interrupts import REASONS, STUCK_SECONDS
+from study.train.interrupts import REASONS, STUCK_SECONDS
 
 PRELUDE = """
 import os, signal, sys, threading, time
-from study.interrupts import graceful_interrupts, on_hard_stop, request_stop
+from study.train.interrupts import graceful_interrupts, on_hard_stop, request_stop
 say = lambda text: print("said:", text, flush=True)
 """
 

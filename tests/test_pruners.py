@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from study.config import ConfigError, load_sweep, parse_config
-from study.samplers import WithinValuePruner, make_pruner, make_sampler
-from study.sweep import masked_config, run_sweep
-from study.trial import sample_params
+from study.spec.config import ConfigError, load_sweep, parse_config
+from study.search.samplers import WithinValuePruner, make_pruner, make_sampler
+from study.search.sweep import masked_config, run_sweep
+from study.search.trial import sample_params
 
 BASE = {"name": "p", "task": {"name": "digits"}, "trials": 4, "epochs": 9}
 

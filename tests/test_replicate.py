@@ -10,10 +10,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from study.cli import app
-from study.config import load_sweep
-from study.replicate import replicate_best, rerun_trial
-from study.sweep import run_sweep
+from study.app.cli import app
+from study.spec.config import load_sweep
+from study.search.replicate import replicate_best, rerun_trial
+from study.search.sweep import run_sweep
 
 
 SWEEP = textwrap.dedent("""
@@ -97,8 +97,8 @@ def test_rerun_command_prints_the_difference(finished_sweep):
 
 
 def test_report_shows_replicate_statistics_and_pairwise_sentences(finished_sweep, tmp_path, scripted_training):
-    from study.report import build_report
-    from study.tracking import load_runs
+    from study.reporting.build import build_report
+    from study.store.tracking import load_runs
 
     _, stores = finished_sweep
     scripted_training()  # the replicates' statistics are what is tested, not their training

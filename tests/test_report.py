@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-import study.data
-from study.config import load_sweep, parse_config
-from study.report import ReportError, build_report, load_trials
-from study.sweep import run_sweep
-from study.tracking import SweepTracker
+import study.train.data
+from study.spec.config import load_sweep, parse_config
+from study.reporting.build import ReportError, build_report, load_trials
+from study.search.sweep import run_sweep
+from study.store.tracking import SweepTracker
 
 CLASSIFICATION_FIGURES = ("isolation", "distribution", "two_way", "objective_vs_params", "learning_curves",
                           "cost", "importance", "confusion_matrix")
@@ -125,9 +125,9 @@ def filled(tmp_path_factory, shared_tracking_uri):
     fill_store(shared_tracking_uri, "report-filled")
     with pytest.MonkeyPatch.context() as patch:
         def offline(task):
-            raise study.data.DataError("digits are offline in this test")
+            raise study.train.data.DataError("digits are offline in this test")
 
-        patch.setattr(study.data, "load_task", offline)
+        patch.setattr(study.train.data, "load_task", offline)
         report = build_report("report-filled", out=folder / "report", formats=FORMATS,
                               storage=f"sqlite:///{folder}/absent/optuna.db", tracking_uri=shared_tracking_uri)
     return {"report": report, "tracking_uri": shared_tracking_uri}
@@ -205,7 +205,7 @@ def test_csv_markdown_and_latex_carry_the_same_numbers(digits):
         assert tables["csv"].equals(tables["md"]), stem
         assert tables["csv"].equals(tables["tex"]), stem
     # The trials CSV is data at full precision; its Markdown and LaTeX are the same numbers rounded once.
-    from study.tables import formatted
+    from study.reporting.tables import formatted
 
     tables = written(digits["report"], "trials")
     exact = pd.read_csv(digits["report"].out / "tables" / "trials.csv")
@@ -312,7 +312,7 @@ def test_bad_compare_or_format_fails_and_writes_nothing(tmp_path, filled):
 
 
 def test_a_report_that_fails_half_way_leaves_the_previous_one_whole(filled, tmp_path, monkeypatch):
-    import study.report_figures
+    import study.reporting.figure_data
 
     out = tmp_path / "report"
     first = build_report("report-filled", out=out, formats=("png",), tracking_uri=filled["tracking_uri"])
@@ -322,8 +322,8 @@ def test_a_report_that_fails_half_way_leaves_the_previous_one_whole(filled, tmp_
     def crash(data):
         raise RuntimeError("killed while drawing")
 
-    steps = list(study.report_figures.REPORT_FIGURES)
-    monkeypatch.setattr(study.report_figures, "REPORT_FIGURES", (*steps[:3], ("crash", crash), *steps[3:]))
+    steps = list(study.reporting.figure_data.REPORT_FIGURES)
+    monkeypatch.setattr(study.reporting.figure_data, "REPORT_FIGURES", (*steps[:3], ("crash", crash), *steps[3:]))
     with pytest.raises(RuntimeError, match="killed while drawing"):
         build_report("report-filled", out=out, formats=("png",), tracking_uri=filled["tracking_uri"])
 
@@ -337,8 +337,8 @@ def test_a_report_that_fails_half_way_leaves_the_previous_one_whole(filled, tmp_
 def test_epoch_history_is_one_tidy_row_per_trial_and_epoch(digits, tmp_path):
     from typer.testing import CliRunner
 
-    from study.cli import app
-    from study.report import epoch_history
+    from study.app.cli import app
+    from study.reporting.build import epoch_history
 
     history = epoch_history("report-digits", digits["tracking_uri"])
     assert list(history.columns) == ["study", "trial", "cell", "units", "depth", "state", "epoch", "loss",
@@ -375,7 +375,7 @@ def test_a_report_into_a_file_or_with_an_unusable_storage_is_one_clear_message(f
 
 def test_the_reports_trials_csv_says_what_study_show_csv_says(digits, tmp_path):
     # Issue 15: they used to differ in column names (run_id / mlflow_run_id), order and precision.
-    from study.cli import app
+    from study.app.cli import app
     from typer.testing import CliRunner
 
     shown = CliRunner().invoke(app, ["show", "report-digits", "--storage", digits["storage"], "--csv",
@@ -390,7 +390,7 @@ def test_the_reports_trials_csv_says_what_study_show_csv_says(digits, tmp_path):
 def test_a_trial_with_two_runs_is_reported_once_with_a_warning(tmp_path, shared_tracking_uri):
     # Issue 13, item 3's damage (the study run again after its Optuna store was emptied) used to
     # crash the report: `TypeError: must be real number, not Series` in edge_warnings.
-    from study.tracking import SweepTracker
+    from study.store.tracking import SweepTracker
 
     fill_store(shared_tracking_uri, "report-duplicates")
     tracker = SweepTracker(shared_tracking_uri, experiment_name="report-duplicates")
@@ -399,7 +399,7 @@ def test_a_trial_with_two_runs_is_reported_once_with_a_warning(tmp_path, shared_
                                 tags={"cell": "SimpleRNN", "seed": 0})
     again.finish("COMPLETE", metrics={"best_val_accuracy": 0.81, "best_epoch": 2, "test_accuracy": 0.8}, tags={})
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(study.data, "load_task", lambda task: (_ for _ in ()).throw(study.data.DataError("offline")))
+        patch.setattr(study.train.data, "load_task", lambda task: (_ for _ in ()).throw(study.train.data.DataError("offline")))
         report = build_report("report-duplicates", out=tmp_path / "report", formats=("png",),
                               storage=f"sqlite:///{tmp_path}/absent/optuna.db", tracking_uri=shared_tracking_uri)
     assert report.trials["trial"].is_unique and len(report.trials) == len(FILLED)

@@ -12,9 +12,9 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
-from study.config import parse_config
-from study.samplers import EQUAL_BUDGET_ATTR, _Hyperband, _TrialsOfValue, make_sampler, scientific_value
-from study.trial import sample_params
+from study.spec.config import parse_config
+from study.search.samplers import EQUAL_BUDGET_ATTR, _Hyperband, _TrialsOfValue, make_sampler, scientific_value
+from study.search.trial import sample_params
 
 CELLS = ("SimpleRNN", "GRU", "LSTM")
 # The scripted objective's best learning rate per cell: far apart on the log scale.
@@ -119,7 +119,7 @@ def test_parallel_workers_keep_the_equal_budget_and_its_paired_draws(tmp_path, s
 
 
 def test_the_private_optuna_apis_the_equal_budget_sampler_uses_are_still_there():
-    """If this fails, a new Optuna changed what study.samplers relies on: adapt it, then widen the
+    """If this fails, a new Optuna changed what study.search.samplers relies on: adapt it, then widen the
     Optuna range in pyproject.toml."""
     study = optuna.create_study()
     trial = study.ask()
@@ -138,7 +138,7 @@ def test_the_private_optuna_apis_the_equal_budget_sampler_uses_are_still_there()
 
 def test_the_private_optuna_apis_the_within_value_pruner_uses_are_still_there():
     """If this fails, a new Optuna changed how pruners read the study they are handed, which
-    `WithinValuePruner` relies on: adapt study.samplers, then widen the Optuna range in pyproject.toml."""
+    `WithinValuePruner` relies on: adapt study.search.samplers, then widen the Optuna range in pyproject.toml."""
     # Pruners read trials only through the study object they get: a view can filter them there.
     for pruner, call in [(optuna.pruners.PercentilePruner, "study.get_trials("),  # also the median pruner's
                          (optuna.pruners.SuccessiveHalvingPruner, "study.get_trials("),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from study.config import parse_config
-from study.scoring import best_per_value, direction_of, score_column, value_order
+from study.spec.config import parse_config
+from study.analysis.scoring import best_per_value, direction_of, score_column, value_order
 
 
 def _table(rows, score="best_val_accuracy") -> pd.DataFrame:

@@ -8,13 +8,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from study.cli import app
-from study.config import Sweep, parse_config
-from study.replicate import replicate_best
-from study.seeds import seeds_table
-from study.results import trials_table
-from study.sweep import run_sweep
-from study.tracking import load_runs
+from study.app.cli import app
+from study.spec.config import Sweep, parse_config
+from study.search.replicate import replicate_best
+from study.reporting.seeds import seeds_table
+from study.store.trials import trials_table
+from study.search.sweep import run_sweep
+from study.store.tracking import load_runs
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 

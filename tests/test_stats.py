@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from study.stats import holm, pairwise, sentences, summarize, welch_interval
+from study.analysis.stats import holm, pairwise, sentences, summarize, welch_interval
 
 RNG = np.random.default_rng(7)
 SCORES = pd.DataFrame({

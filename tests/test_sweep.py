@@ -14,16 +14,16 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-import study.data
-import study.models
-import study.progress
-import study.stores
-import study.sweep
-import study.tracking
-from study.config import ConfigError, load_sweep
-from study.results import list_studies, trials_table
-from study.scoring import best_per_value
-from study.sweep import run_sweep
+import study.train.data
+import study.train.models
+import study.search.progress
+import study.store.locations
+import study.search.sweep
+import study.store.tracking
+from study.spec.config import ConfigError, load_sweep
+from study.store.trials import list_studies, trials_table
+from study.analysis.scoring import best_per_value
+from study.search.sweep import run_sweep
 from tests.conftest import scripted_accuracy, unique_name
 
 
@@ -72,7 +72,7 @@ def test_sweep_records_every_trial_in_optuna_and_mlflow(tiny_sweep, stores):
 @pytest.mark.slow  # compiles a GRU with XLA
 def test_auto_xla_is_decided_per_trial_and_tagged(tiny_sweep, stores, monkeypatch):
     # The digits trials are far below the XLA threshold; lowered, the GRU trial compiles with XLA.
-    monkeypatch.setattr(study.models, "XLA_MIN_SEQUENCE_STEPS", 1)
+    monkeypatch.setattr(study.train.models, "XLA_MIN_SEQUENCE_STEPS", 1)
     result = run_sweep(load_sweep(tiny_sweep(trials=3, epochs=1)), **stores)
     client = MlflowClient(stores["tracking_uri"])
     runs = client.search_runs([client.get_experiment_by_name(result.study_name).experiment_id],
@@ -127,9 +127,9 @@ def test_a_crashing_trial_is_recorded_and_the_sweep_goes_on(tiny_sweep, stores, 
 
 
 def test_nan_loss_fails_the_trial_and_a_failure_streak_stops_the_sweep(tiny_sweep, stores, monkeypatch):
-    real = study.data.load_task(load_sweep(tiny_sweep()).config.task)
-    poisoned = study.data.TaskData(**{**real.__dict__, "x_train": np.full_like(real.x_train, np.nan)})
-    monkeypatch.setattr(study.sweep, "load_task", lambda task: poisoned)  # where the sweep loads it
+    real = study.train.data.load_task(load_sweep(tiny_sweep()).config.task)
+    poisoned = study.train.data.TaskData(**{**real.__dict__, "x_train": np.full_like(real.x_train, np.nan)})
+    monkeypatch.setattr(study.search.sweep, "load_task", lambda task: poisoned)  # where the sweep loads it
 
     sweep = load_sweep(tiny_sweep(trials=10))
     result = run_sweep(sweep, **stores)
@@ -307,7 +307,7 @@ def test_equal_budget_replaces_failed_trials_of_the_same_cell(write_sweep, store
 
 
 def test_param_budget_sizes_every_cell_to_the_same_parameter_count(write_sweep, stores, scripted_training):
-    scripted_training()  # the real models' sizes: study.models.parameter_count, checked against Keras in test_models
+    scripted_training()  # the real models' sizes: study.train.models.parameter_count, checked against Keras in test_models
     path = write_sweep("""
         name: size-matched
         task: {name: digits}
@@ -354,7 +354,7 @@ def test_a_reporter_that_fails_never_fails_a_finished_trial(error, tiny_sweep, s
     # `study sweep ... | head -n 1`: printing raises BrokenPipeError (Rich: SystemExit) once MLflow has the trial.
     scripted_training()
 
-    class BrokenPipe(study.progress.SilentReporter):
+    class BrokenPipe(study.search.progress.SilentReporter):
         def trial_ended(self, *args):
             raise error
 
@@ -380,7 +380,7 @@ def test_a_failure_while_recording_a_finished_trial_fails_it_in_both_stores_with
     def disk_full(self, model):
         raise ValueError("cannot save this model: No space left on device")
 
-    monkeypatch.setattr(study.tracking.TrialRun, "log_model", disk_full)
+    monkeypatch.setattr(study.store.tracking.TrialRun, "log_model", disk_full)
     result = run_sweep(load_sweep(sweep), **stores)
     [reason] = result.trials["fail_reason"]
     assert "No space left on device" in reason
@@ -395,7 +395,7 @@ def test_a_process_woken_after_its_trial_was_failed_by_others_goes_on(tiny_sweep
 
     def failed_by_others_during_epoch_1(params, seed, epoch):
         if not stolen:
-            storage = study.stores.open_storage(stores["storage"])
+            storage = study.store.locations.open_storage(stores["storage"])
             [trial] = optuna.load_study(study_name=name.stem, storage=storage).get_trials(
                 states=(optuna.trial.TrialState.RUNNING,))
             storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
@@ -447,7 +447,7 @@ def test_runs_of_any_role_left_running_by_a_dead_process_are_closed(tiny_sweep, 
         }).info.run_id
         for role in ("rerun", "replicate")
     ]
-    from study.replicate import rerun_trial
+    from study.search.replicate import rerun_trial
 
     rerun_trial(result.study_name, 0, **stores)
     for run_id in leftovers:
@@ -464,7 +464,7 @@ def test_a_full_disk_under_the_optuna_store_stops_the_sweep_with_one_line(tiny_s
     import sqlalchemy
     from typer.testing import CliRunner
 
-    from study.cli import app
+    from study.app.cli import app
 
     scripted_training()
     told = []
@@ -491,7 +491,7 @@ def test_a_tracking_server_gone_mid_sweep_stops_it_at_once_with_one_masked_line(
 
     scripted_training()
     logged = []
-    log_epoch = study.tracking.TrialRun.log_epoch
+    log_epoch = study.store.tracking.TrialRun.log_epoch
 
     def gone_after_the_first_trial(self, epoch, metrics):
         if len(logged) >= 1 and self.run_id not in logged:
@@ -500,8 +500,8 @@ def test_a_tracking_server_gone_mid_sweep_stops_it_at_once_with_one_masked_line(
         logged.append(self.run_id)
         return log_epoch(self, epoch, metrics)
 
-    monkeypatch.setattr(study.tracking.TrialRun, "log_epoch", gone_after_the_first_trial)
-    with pytest.raises(study.stores.StoreFailed, match="the tracking store .* failed: MlflowException") as stopped:
+    monkeypatch.setattr(study.store.tracking.TrialRun, "log_epoch", gone_after_the_first_trial)
+    with pytest.raises(study.store.locations.StoreFailed, match="the tracking store .* failed: MlflowException") as stopped:
         run_sweep(load_sweep(tiny_sweep(trials=4)), **stores)
     assert "pw-Secret" not in str(stopped.value) and "study:***@127.0.0.1" in str(stopped.value)
     trials = optuna.load_study(study_name=tiny_sweep().stem, storage=stores["storage"]).trials

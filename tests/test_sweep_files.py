@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from study.config import Sweep, load_sweep, parse_config
-from study.sweep import run_sweep
+from study.spec.config import Sweep, load_sweep, parse_config
+from study.search.sweep import run_sweep
 from tests.conftest import write_imdb_npz, write_mnist_npz
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,10 +12,10 @@ import keras
 import pytest
 from mlflow.tracking import MlflowClient
 
-from study.config import parse_config
-from study.data import load_task
-from study.tracking import SweepTracker
-from study.trial import TRACED_MODELS, train_and_evaluate
+from study.spec.config import parse_config
+from study.train.data import load_task
+from study.store.tracking import SweepTracker
+from study.search.trial import TRACED_MODELS, train_and_evaluate
 from tests.conftest import unique_name
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import study.cli
-from study.cli import app
+import study.app.cli
+from study.app.cli import app
 
 runner = CliRunner()
 STUDY = [str(Path(sys.executable).with_name("study"))]
@@ -42,7 +42,7 @@ def served(monkeypatch) -> Served:
         if calls.answers:
             say_ready()
 
-    monkeypatch.setattr(study.cli, "_serve", fake_serve)
+    monkeypatch.setattr(study.app.cli, "_serve", fake_serve)
     return calls
 
 
@@ -187,7 +187,7 @@ def test_a_server_that_stops_before_it_answers_is_one_error_line_and_exit_1(tmp_
     script = tmp_path / "serve.py"
     script.write_text("""
 import os, sys
-from study.cli import app, _serve
+from study.app.cli import app, _serve
 import typer
 try:
     _serve([sys.executable, "-c", "raise SystemExit(3)"], "http://127.0.0.1:1/", lambda: print("ready"),
@@ -236,7 +236,7 @@ def test_serve_prints_only_once_the_server_answers_and_stops_its_group_on_sigter
     script.write_text(f"""
 import os, sys, time
 import typer
-from study.cli import _serve
+from study.app.cli import _serve
 started = time.monotonic()
 try:
     _serve([sys.executable, "-c", {server!r}], "http://127.0.0.1:{port}/",

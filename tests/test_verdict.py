@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from study import stats, verdict
-from study.scoring import best_per_value
+from study.analysis import stats
+
+from study.analysis import verdict
+from study.analysis.scoring import best_per_value
 
 CELLS = ["SimpleRNN", "GRU", "LSTM"]
 SCORE = "best_val_accuracy"

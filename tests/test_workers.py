@@ -28,11 +28,11 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from study.config import HEARTBEAT_ENV
+from study.spec.config import HEARTBEAT_ENV
 
 pytestmark = pytest.mark.slow
 
-STUDY = [sys.executable, "-m", "study.cli"]
+STUDY = [sys.executable, "-m", "study.app.cli"]
 PASSWORD = "s3cret-Pw"  # must never appear in a tracked param, tag, attribute or printed line
 
 TINY_WORKERS = """
@@ -495,7 +495,7 @@ def test_a_really_full_disk_stops_the_sweep_with_one_line_and_no_traceback(small
 LONG_STEP_LAUNCHER = """
 import sys
 import tensorflow as tf
-import study.trial
+import study.search.trial
 
 @tf.function
 def one_long_step():
@@ -508,16 +508,16 @@ def train(data, params, *, on_epoch=None, **settings):
     one_long_step()
     raise AssertionError("the long step ended: it was meant to be interrupted")
 
-study.trial.train_and_evaluate = train
+study.search.trial.train_and_evaluate = train
 sys.argv[0] = "study"
-from study.cli import main
+from study.app.cli import main
 main()
 """
 
 
 def test_ctrl_c_inside_one_long_training_step_stops_within_seconds(tmp_path):
     # Issue 13, item 10: a Ctrl-C used to wait for the step to end (50 s for an LSTM 4096 x 8).
-    from study.interrupts import CTRL_C, STUCK_SECONDS
+    from study.train.interrupts import CTRL_C, STUCK_SECONDS
 
     storage, tracking = f"sqlite:///{tmp_path}/mlruns/optuna.db", f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     sweep = write_sweep(tmp_path, "long-step", trials=2, epochs=5)

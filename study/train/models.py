@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from study.backend import keras
-from study.config import HYPERPARAMETERS
+from study.train.backend import keras
+from study.spec.config import HYPERPARAMETERS
 
 
 @dataclass(frozen=True)

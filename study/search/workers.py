@@ -4,10 +4,10 @@
 parent run once, then starts N `study worker FILE` processes on it, each with its share of the
 CPU threads (`RNN_STUDY_THREADS`), follows their output, and counts finished trials in the
 storage until every worker has exited. The workers coordinate through the study alone (see
-`study.sweep`), exactly as workers started by hand on other machines do.
+`study.search.sweep`), exactly as workers started by hand on other machines do.
 
 Children die with their parent: `study ui`'s server and its workers through a watchdog process,
-`--jobs` workers by stopping themselves as a Ctrl-C would (`study.interrupts`) once it is gone.
+`--jobs` workers by stopping themselves as a Ctrl-C would (`study.train.interrupts`) once it is gone.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from study.config import STORAGE_ENV, THREADS_ENV, TRACKING_ENV, ConfigError, Sweep
-from study.interrupts import request_stop
-from study.progress import SilentReporter, SweepReporter
-from study.stores import resolve_storage, resolve_tracking_uri
+from study.spec.config import STORAGE_ENV, THREADS_ENV, TRACKING_ENV, ConfigError, Sweep
+from study.train.interrupts import request_stop
+from study.search.progress import SilentReporter, SweepReporter
+from study.store.locations import resolve_storage, resolve_tracking_uri
 
 if TYPE_CHECKING:  # imported by run_workers once the workers are started: Optuna, SQLAlchemy, pandas
-    from study.sweep import OpenSweep, SweepResult
+    from study.search.sweep import OpenSweep, SweepResult
 
 PARENT_GO_ENV = "RNN_STUDY_WAIT_FOR_PARENT"  # set for workers of `study sweep --jobs N`: wait for its "go"
 
@@ -129,7 +129,7 @@ class WorkersResult:
 
 
 def worker_command(sweep: Sweep, trials: int | None) -> list[str]:
-    return [sys.executable, "-m", "study.cli", "worker", str(sweep.path)] + (["--trials", str(trials)] if trials else [])
+    return [sys.executable, "-m", "study.app.cli", "worker", str(sweep.path)] + (["--trials", str(trials)] if trials else [])
 
 
 def prepare_then_wait_for_parent(sweep: Sweep) -> bool:
@@ -140,10 +140,10 @@ def prepare_then_wait_for_parent(sweep: Sweep) -> bool:
     # (Ctrl-C at its terminal) must not break an import half-way and print a traceback.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        import study.trial  # noqa: F401 - TensorFlow and Keras, the slow imports, and MLflow
-        from study.data import load_task
-        from study.stores import preload_storage_code
-        from study.tracking import preload
+        import study.search.trial  # noqa: F401 - TensorFlow and Keras, the slow imports, and MLflow
+        from study.train.data import load_task
+        from study.store.locations import preload_storage_code
+        from study.store.tracking import preload
 
         load_task(sweep.config.task)  # cached for the sweep
         # What opening the stores imports, so that after the go only the stores themselves are opened.
@@ -214,8 +214,8 @@ def run_workers(
             reader = threading.Thread(target=_follow, args=(worker, on_line), daemon=True)
             reader.start()
             readers.append(reader)
-        from study.results import state_counts
-        from study.sweep import open_sweep, replicate_if_asked
+        from study.store.trials import state_counts
+        from study.search.sweep import open_sweep, replicate_if_asked
 
         opened = open_sweep(sweep, trials, storage, tracking_uri)
         trials_before = len(opened.study.get_trials(deepcopy=False))

@@ -20,8 +20,8 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from study.results import DIED
-from study.stores import StudyNotFound, mask_password, open_storage, resolve_storage, resolve_tracking_uri, sqlite_path
+from study.store.trials import DIED
+from study.store.locations import StudyNotFound, mask_password, open_storage, resolve_storage, resolve_tracking_uri, sqlite_path
 
 BETWEEN_STORES = ("its process stopped after MLflow recorded the trial but before Optuna did; Optuna failed the "
                   "trial, which is run again")
@@ -93,7 +93,7 @@ def _stale_numbers(study: optuna.Study, rdb) -> set[int]:
 def check_study(study_name: str, storage: str | None = None, tracking_uri: str | None = None,
                 repair: bool = False) -> DoctorResult:
     """Compare the study's Optuna trials with its MLflow runs; with `repair`, fix what is safe."""
-    from study.tracking import owner_alive, repair_run, study_runs
+    from study.store.tracking import owner_alive, repair_run, study_runs
 
     storage_url, tracking = resolve_storage(storage), resolve_tracking_uri(tracking_uri)
     runs = study_runs(tracking, study_name)  # MLflow first: a run exists only once its trial does

@@ -1,6 +1,6 @@
 """Datasets: turn a task's options into train, validation and test arrays ready for a Keras RNN.
 
-`load_task(task)` returns a `TaskData` for any task of `study.config` and caches it, so a study
+`load_task(task)` returns a `TaskData` for any task of `study.spec.config` and caches it, so a study
 loads its data once per process however many trials it runs. Numeric inputs are float32 sequences
 of shape (n, steps, features); IMDB reviews are int32 token ids of shape (n, maxlen). Class labels
 are sparse int32 (n,); regression targets are float32 (n, 1), the shape a Dense(1) head outputs.
@@ -193,7 +193,7 @@ def _encode_review(review, num_words: int) -> np.ndarray:
 
 
 def _pad(reviews: list[np.ndarray], maxlen: int) -> np.ndarray:
-    from study.backend import keras  # lazy: importing Keras takes seconds
+    from study.train.backend import keras  # lazy: importing Keras takes seconds
 
     # Defaults as in the lab notebooks: pad and truncate at the front, so the end of a review is kept.
     return keras.utils.pad_sequences(reviews, maxlen=maxlen, dtype="int32")
@@ -305,7 +305,7 @@ def _existing(path: str) -> Path:
 
 
 def _file_kind(mode: int) -> str:
-    from study.config import file_kind
+    from study.spec.config import file_kind
 
     return file_kind(mode)
 
@@ -321,7 +321,7 @@ def _keras_home() -> Path:
 
 def _download(fname: str, cache_subdir: str, sha256: str | None, how_to: str) -> Path:
     """Fetch one file of Keras' dataset bucket into the Keras cache, as keras.datasets loaders do."""
-    from study.backend import keras  # lazy: importing Keras takes seconds
+    from study.train.backend import keras  # lazy: importing Keras takes seconds
 
     cache_dir = _keras_home()
     cache_dir.mkdir(parents=True, exist_ok=True)  # get_file falls back to /tmp/.keras if it is missing

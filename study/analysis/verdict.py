@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from study import stats
+from study.analysis import stats
 
 ALPHA = 0.05
 MIN_PAIRS = 2  # fewer paired draws than this cannot be tested at all (Wilcoxon needs >= 6 to reach p < 0.05)

@@ -26,10 +26,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from study.config import (
+from study.spec.config import (
     CELL_COLOURS, DEFAULT_STORAGE, DEFAULT_TRACKING_URI, STORAGE_ENV, TRACKING_ENV, ConfigError, load_sweep,
 )
-from study.progress import describe_params, waiting_text
+from study.search.progress import describe_params, waiting_text
 
 if TYPE_CHECKING:
     import pandas as pd  # imported where a table is made: `study sweep --jobs N` starts its workers first
@@ -67,9 +67,9 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def stopping_cleanly(stopped: str):
-    """Ctrl-C and SIGTERM stop the command between writes (`study.interrupts`); a hard stop inside
+    """Ctrl-C and SIGTERM stop the command between writes (`study.train.interrupts`); a hard stop inside
     one long training step prints the same `error: STOPPED` line as a Ctrl-C caught here does."""
-    from study.interrupts import graceful_interrupts
+    from study.train.interrupts import graceful_interrupts
 
     return graceful_interrupts(say=lambda text: errors.print(text, highlight=False, markup=False),
                                farewell=f"error: {stopped}")
@@ -143,8 +143,8 @@ def sweep(
     jobs: int = typer.Option(1, "--jobs", "-j", help="worker processes on this machine, each with an equal share of the CPU threads"),
 ) -> None:
     """Run a sweep, or resume it: finished trials are kept and the study continues to its target."""
-    from study.data import DataError
-    from study.stores import StoreFailed, StudyNotFound, mask_password
+    from study.train.data import DataError
+    from study.store.locations import StoreFailed, StudyNotFound, mask_password
 
     resume = f"study sweep {file}" + (f" --jobs {jobs}" if jobs != 1 else "")
     stopped = f"interrupted; finished trials are saved. Resume with: {resume}"
@@ -155,7 +155,7 @@ def sweep(
         config = loaded.config
         with stopping_cleanly(stopped):
             if jobs == 1:
-                from study.sweep import run_sweep  # Optuna, SQLAlchemy, pandas: with --jobs, after the workers start
+                from study.search.sweep import run_sweep  # Optuna, SQLAlchemy, pandas: with --jobs, after the workers start
 
                 with RichReporter(list(config.searched), config.objective.metric, config.scientific) as reporter:
                     result = run_sweep(loaded, trials=trials, storage=storage, tracking_uri=tracking_uri, reporter=reporter)
@@ -197,8 +197,8 @@ def _print_outcome(result, ran: str) -> None:
 
 def _sweep_with_workers(loaded, jobs: int, trials, storage, tracking_uri):
     """`study sweep --jobs N`: N `study worker` processes, one bar over the study's finished trials."""
-    from study.progress import SilentReporter
-    from study.workers import run_workers
+    from study.search.progress import SilentReporter
+    from study.search.workers import run_workers
 
     config = loaded.config
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -236,11 +236,11 @@ def worker(
     tracking_uri: Optional[str] = FileTrackingOption,
 ) -> None:
     """Join a shared sweep as one worker (any machine): run trials until the study has its target."""
-    from study.data import DataError
-    from study.progress import LineReporter
-    from study.stores import StoreFailed, StudyNotFound
-    from study.sweep import run_sweep
-    from study.workers import PARENT_GO_ENV, prepare_then_wait_for_parent, stop_with_parent
+    from study.train.data import DataError
+    from study.search.progress import LineReporter
+    from study.store.locations import StoreFailed, StudyNotFound
+    from study.search.sweep import run_sweep
+    from study.search.workers import PARENT_GO_ENV, prepare_then_wait_for_parent, stop_with_parent
 
     stopped = f"interrupted; finished trials are saved. Resume with: study worker {file}"
     try:
@@ -277,9 +277,9 @@ def rerun(
     tracking_uri: Optional[str] = TrackingOption,
 ) -> None:
     """Retrain one trial from its recorded params and seed, and say how close it came."""
-    from study.data import DataError
-    from study.replicate import rerun_trial
-    from study.stores import StudyNotFound
+    from study.train.data import DataError
+    from study.search.replicate import rerun_trial
+    from study.store.locations import StudyNotFound
 
     stopped = "interrupted; the rerun's MLflow run is marked KILLED"
     try:
@@ -304,9 +304,9 @@ def replicate(
     tracking_uri: Optional[str] = TrackingOption,
 ) -> None:
     """Retrain the best configuration of each compared value with new seeds (mean and spread, not one lucky run)."""
-    from study.data import DataError
-    from study.replicate import replicate_best
-    from study.stores import StudyNotFound
+    from study.train.data import DataError
+    from study.search.replicate import replicate_best
+    from study.store.locations import StudyNotFound
 
     dimensions = compare.split(",") if compare else None
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
@@ -347,8 +347,8 @@ def list_command(
     wide: bool = typer.Option(False, "--wide", help="every column, however wide the terminal"),
 ) -> None:
     """The studies in the storage, with trial counts by state and best value."""
-    from study.results import list_studies
-    from study.stores import StudyNotFound, resolve_storage
+    from study.store.trials import list_studies
+    from study.store.locations import StudyNotFound, resolve_storage
 
     try:
         table = list_studies(resolve_storage(storage))
@@ -367,9 +367,9 @@ def show(
     csv: Optional[Path] = typer.Option(None, "--csv", help="also write every column to this CSV file"),
     wide: bool = typer.Option(False, "--wide", help="every column, however wide the terminal"),
 ) -> None:
-    """The trials of one study as a table (the same DataFrame as study.results.trials_table)."""
-    from study.results import trials_table
-    from study.stores import StudyNotFound, resolve_storage
+    """The trials of one study as a table (the same DataFrame as study.store.trials.trials_table)."""
+    from study.store.trials import trials_table
+    from study.store.locations import StudyNotFound, resolve_storage
 
     try:
         table = trials_table(study_name, resolve_storage(storage))
@@ -404,8 +404,8 @@ def summary_columns(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_columns(best: pd.DataFrame) -> pd.DataFrame:
-    """The columns of a best-per-value table (study.scoring.best_per_value) worth reading on a terminal."""
-    from study.scoring import best_summary_columns
+    """The columns of a best-per-value table (study.analysis.scoring.best_per_value) worth reading on a terminal."""
+    from study.analysis.scoring import best_summary_columns
 
     return best[best_summary_columns(best)]
 
@@ -468,8 +468,8 @@ def report(
 ) -> None:
     """Lab-report tables, figures and report.md/html from what a sweep tracked, topped by a verdict;
     with several studies (one per task), also the cross-task page."""
-    from study.report import ReportError, build_report
-    from study.report_across import build_across_report
+    from study.reporting.build import ReportError, build_report
+    from study.reporting.across_page import build_across_report
 
     dimensions = compare.split(",") if compare else None
     try:
@@ -513,7 +513,7 @@ def history(
     tracking_uri: Optional[str] = TrackingOption,
 ) -> None:
     """Every trial's per-epoch metrics as one tidy CSV (study, trial, cell, epoch, each metric)."""
-    from study.report import ReportError, epoch_history
+    from study.reporting.build import ReportError, epoch_history
 
     try:
         table = epoch_history(study_name, tracking_uri)
@@ -534,10 +534,10 @@ def suite(
     tracking_uri: Optional[str] = FileTrackingOption,
 ) -> None:
     """Run a comparison on several tasks (the suite's sweep files, with their replicates), then report across tasks."""
-    from study.data import DataError
-    from study.report import ReportError
-    from study.stores import StudyNotFound
-    from study.suite import load_suite, run_suite
+    from study.train.data import DataError
+    from study.reporting.build import ReportError
+    from study.store.locations import StudyNotFound
+    from study.app.suite import load_suite, run_suite
 
     stopped = f"interrupted; finished trials are saved. Resume with: study suite {file}"
     try:
@@ -584,8 +584,8 @@ def seeds(
     tracking_uri: Optional[str] = TrackingOption,
 ) -> None:
     """The lab notebooks side by side: reported figure, reproduced here (mean ± sd), tuned best."""
-    from study.seeds import seeds_table, write_seeds
-    from study.stores import StudyNotFound, resolve_storage, resolve_tracking_uri
+    from study.reporting.seeds import seeds_table, write_seeds
+    from study.store.locations import StudyNotFound, resolve_storage, resolve_tracking_uri
 
     try:
         table = seeds_table(resolve_storage(storage), resolve_tracking_uri(tracking_uri))
@@ -612,8 +612,8 @@ def doctor(
 
     Exit 0 when the stores agree (or every problem was repaired), 1 when problems remain.
     """
-    from study.doctor import check_study
-    from study.stores import StudyNotFound, mask_password
+    from study.store.doctor import check_study
+    from study.store.locations import StudyNotFound, mask_password
 
     try:
         result = check_study(study_name, storage, tracking_uri, repair=repair)
@@ -653,8 +653,8 @@ def ui(
 ) -> None:
     """Open the MLflow UI on this project's tracking store (bound to 127.0.0.1 by default); the links
     are printed once the server answers."""
-    from study.stores import mask_password, resolve_tracking_uri, sqlite_path
-    from study.tracking import experiment_links
+    from study.store.locations import mask_password, resolve_tracking_uri, sqlite_path
+    from study.store.tracking import experiment_links
 
     if workers < 1:
         raise fail(f"--workers must be at least 1 (got {workers})")
@@ -706,7 +706,7 @@ def dashboard(
     each study's history, parameter plots and importances, named by its metric."""
     import importlib.util
 
-    from study.stores import StudyNotFound, open_storage, resolve_storage
+    from study.store.locations import StudyNotFound, open_storage, resolve_storage
 
     if importlib.util.find_spec("optuna_dashboard") is None:
         raise fail("optuna-dashboard is not installed; pip install 'rnn-study[dashboard]' (or, in a clone: "
@@ -781,7 +781,7 @@ def _serve(command: list[str], health_url: str, say_ready, env: dict[str, str], 
     import urllib.error
     import urllib.request
 
-    from study.workers import guard_process_group
+    from study.search.workers import guard_process_group
 
     # Servers start worker processes of their own: one process group, stopped as a whole, so no
     # server is left behind.

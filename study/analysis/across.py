@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from study import stats
+from study.analysis import stats
 
 BOOTSTRAP = 2000
 # Accuracy a classifier gets by chance, per task: 1 / classes (IMDB: balanced positive / negative).

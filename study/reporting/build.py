@@ -2,12 +2,12 @@
 
 `build_report` turns a finished or partial study into `reports/<study>/`: the best trial per
 compared value, a two-way table and every trial, each as CSV, Markdown and LaTeX with the same
-rounded numbers (`study.tables`); the figures of `study.report_figures` (PNG and PDF); and
+rounded numbers (`study.reporting.tables`); the figures of `study.reporting.figure_data` (PNG and PDF); and
 `report.md` and `report.html`, which put them together with captions, the sweep's fixed settings as
-caveats, and warnings where the data calls for them. Everything is read from MLflow through `study.tracking`, except
-hyperparameter importance, which Optuna computes from the study's storage through `study.results`;
+caveats, and warnings where the data calls for them. Everything is read from MLflow through `study.store.tracking`, except
+hyperparameter importance, which Optuna computes from the study's storage through `study.store.trials`;
 so a report can always be re-run. It is logged back to the study's parent run. `load_trials`,
-`two_way_table` and `study.scoring.best_per_value` return the same tables as DataFrames for notebooks.
+`two_way_table` and `study.analysis.scoring.best_per_value` return the same tables as DataFrames for notebooks.
 """
 
 from __future__ import annotations
@@ -28,19 +28,25 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from study import figures, report_figures, stats, tracking
-from study import verdict as verdict_rules
-from study.config import HYPERPARAMETERS, STORAGE_ENV, ConfigError, SweepConfig, load_sweep, metric_direction, parse_config
-from study.results import in_trial_order, param_importances, trials_table
-from study.scoring import (
+from study.reporting import figures
+
+from study.reporting import figure_data as report_figures
+
+from study.analysis import stats
+
+from study.store import tracking
+from study.analysis import verdict as verdict_rules
+from study.spec.config import HYPERPARAMETERS, STORAGE_ENV, ConfigError, SweepConfig, load_sweep, metric_direction, parse_config
+from study.store.trials import in_trial_order, param_importances, trials_table
+from study.analysis.scoring import (
     best_per_value, best_summary_columns, direction_of, score_column, value_order, varying_params,
 )
-from study.stores import StudyNotFound, mask_password, resolve_storage, resolve_tracking_uri
-from study.tables import formatted, markdown_table, write_table
+from study.store.locations import StudyNotFound, mask_password, resolve_storage, resolve_tracking_uri
+from study.reporting.tables import formatted, markdown_table, write_table
 
 SUMMARY_METRICS = ("param_count", "seconds_per_epoch", "train_seconds", "best_epoch", "pruned_at_epoch")
 INTEGER_METRICS = {"param_count", "best_epoch", "pruned_at_epoch"}
-EVALUATORS = {"fANOVA": "fanova", "PED-ANOVA": "ped-anova"}  # shown name -> study.results' name
+EVALUATORS = {"fANOVA": "fanova", "PED-ANOVA": "ped-anova"}  # shown name -> study.store.trials' name
 FEW_TRIALS = 5  # fewer completed trials than this per compared value: the best is a rough estimate
 EDGE = 0.05  # a best value within 5% of a range's end (log-scaled where searched on a log scale)
 TOP = 3  # the isolation plot's spread: range of the top trials (until replicate seeds exist)
@@ -77,7 +83,7 @@ class ReportResult:
 
 def load_trials(study_name: str, tracking_uri: str | None = None, notes: list[str] | None = None) -> pd.DataFrame:
     """One row per trial run of a study in MLflow, with the columns of `study show --csv` (read
-    from Optuna) in the same order (`study.results.in_trial_order`): trial, state, score
+    from Optuna) in the same order (`study.store.trials.in_trial_order`): trial, state, score
     (`best_<metric>`), `test_*`, every hyperparameter (typed), size and speed, seed, fail_reason,
     mlflow_run_id. A trial with several runs (an Optuna store that was emptied and the study run
     again) keeps its latest one; `notes` gets a line naming the others."""
@@ -114,7 +120,7 @@ def epoch_history(study_name: str, tracking_uri: str | None = None) -> pd.DataFr
     one row per (trial, epoch) with study, trial, cell, units, depth, state, epoch (from 1) and a
     column per logged metric (loss, val_loss, and accuracy / val_accuracy or mae / val_mae).
 
-        from study.report import epoch_history
+        from study.reporting.build import epoch_history
         epoch_history("quick")   # `study history quick --csv history.csv` writes the same table
     """
     trials = load_trials(study_name, tracking_uri)
@@ -755,7 +761,7 @@ def _data_sizes(config: SweepConfig | None) -> dict[str, int] | None:
     """Train, validation and test sizes of the study's task, or None where it cannot be loaded here."""
     if config is None:
         return None
-    from study.data import load_task  # cached per process; the confusion-matrix figure loads it too
+    from study.train.data import load_task  # cached per process; the confusion-matrix figure loads it too
 
     try:
         data = load_task(config.task)

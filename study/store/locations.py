@@ -4,7 +4,7 @@ Resolving the two store URLs (flag, then environment, then sweep file, then the 
 refusing a store that cannot be used with one line (unreachable server, missing driver, read-only
 file), opening Optuna's RDB storage with heartbeats, the `StudyLock` that serialises the moments
 workers must not race, and masking passwords wherever a URL is shown. Nothing here trains or
-talks to MLflow; `study.tracking` and the Optuna modules use it. Optuna and SQLAlchemy are imported
+talks to MLflow; `study.store.tracking` and the Optuna modules use it. Optuna and SQLAlchemy are imported
 where they are used: `study sweep --jobs N` resolves the store URLs with this module and starts its
 workers before it loads either.
 """
@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from study.config import (
+from study.spec.config import (
     DEFAULT_STORAGE, DEFAULT_TRACKING_URI, HEARTBEAT_ENV, STORAGE_ENV, STORAGE_SCHEMES, THREADS_ENV, TRACKING_ENV,
     TRACKING_SCHEMES, ConfigError, SweepConfig, check_uri, shown,
 )

@@ -26,14 +26,14 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import optuna
 
-from study.backend import gpu_available, keras
-from study.config import HYPERPARAMETERS, SweepConfig
-from study.data import TaskData
-from study.interrupts import CTRL_C, Interrupted, on_hard_stop, reason_of
-from study.models import ModelSpec, build_model, cudnn_eligible, resolve_jit_compile, units_for_budget
-from study.progress import SilentReporter, SweepReporter
-from study.stores import mask_passwords_in, store_failure
-from study.tracking import SweepTracker, TrialRun
+from study.train.backend import gpu_available, keras
+from study.spec.config import HYPERPARAMETERS, SweepConfig
+from study.train.data import TaskData
+from study.train.interrupts import CTRL_C, Interrupted, on_hard_stop, reason_of
+from study.train.models import ModelSpec, build_model, cudnn_eligible, resolve_jit_compile, units_for_budget
+from study.search.progress import SilentReporter, SweepReporter
+from study.store.locations import mask_passwords_in, store_failure
+from study.store.tracking import SweepTracker, TrialRun
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 PruneCheck = Callable[[int, float], bool]  # (epoch, validation value) -> stop this trial now?
@@ -92,7 +92,7 @@ def configure_threads(threads: int | None) -> int | None:
     import tensorflow as tf
 
     if threads is None:
-        from study.stores import threads_setting
+        from study.store.locations import threads_setting
 
         threads = threads_setting()  # RNN_STUDY_THREADS, checked before the sweep started
     if threads is not None:
@@ -498,7 +498,7 @@ class Objective:
 
     @staticmethod
     def _abandon(trial: optuna.Trial, run: TrialRun) -> None:
-        """A hard stop (`study.interrupts`) during training: mark the trial as a Ctrl-C would."""
+        """A hard stop (`study.train.interrupts`) during training: mark the trial as a Ctrl-C would."""
         trial.set_user_attr("fail_reason", CTRL_C)
         record_failure(run, Interrupted(), CTRL_C)
         trial.study.tell(trial, state=optuna.trial.TrialState.FAIL)

@@ -1,6 +1,6 @@
 """TensorFlow and Keras, loaded once per process, quietly and with this project's settings.
 
-Every module that builds, trains or loads a model takes Keras from here (`from study.backend
+Every module that builds, trains or loads a model takes Keras from here (`from study.train.backend
 import keras`), so whichever comes first loads TensorFlow the same way:
 
 - GPU memory growth on: several processes on one GPU (`--jobs N`, several `study worker`s) each

@@ -25,7 +25,7 @@ import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from study.stores import prepare_local_store, sqlite_path
+from study.store.locations import prepare_local_store, sqlite_path
 
 # MLflow's SQL store runs alembic migrations on first use and logs each step at INFO level.
 logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -48,7 +48,7 @@ def client_for(tracking_uri: str) -> MlflowClient:
         new_sqlite_store(path)
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     # A tracking server that is gone is said in seconds, not after MLflow's minutes of retries
-    # (7 with doubling waits); a sweep then stops with one line (study.stores.StoreFailed).
+    # (7 with doubling waits); a sweep then stops with one line (study.store.locations.StoreFailed).
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     return MlflowClient(tracking_uri=tracking_uri)

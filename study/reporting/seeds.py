@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.results import study_configs, trials_table
-from study.scoring import best_per_value
-from study.stores import StudyNotFound
-from study.tables import markdown_table
-from study.tracking import load_runs
+from study.store.trials import study_configs, trials_table
+from study.analysis.scoring import best_per_value
+from study.store.locations import StudyNotFound
+from study.reporting.tables import markdown_table
+from study.store.tracking import load_runs
 
 COLUMNS = ["experiment", "configuration", "source", "metric", "reported", "reproduced_mean", "reproduced_sd",
            "reproduced_n", "tuned_best", "tuned_configuration", "tuned_study", "status"]

@@ -4,15 +4,15 @@ the order in which compared values are read, and which trial is the best of each
 The sweep's closing summary, `study show`, `study replicate`, `study report` and `study seeds`
 all pick "the best trial per value" through `best_per_value`, so they always name the same trial:
 the completed trial with the best score, the lowest trial number among equal scores. Pure
-functions of DataFrames with one row per trial (`study.results.trials_table` from Optuna, or
-`study.report.load_trials` from MLflow: both have `trial`, `state` and `best_<metric>`).
+functions of DataFrames with one row per trial (`study.store.trials.trials_table` from Optuna, or
+`study.reporting.build.load_trials` from MLflow: both have `trial`, `state` and `best_<metric>`).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from study.config import CELLS, HYPERPARAMETERS, SweepConfig, metric_direction
+from study.spec.config import CELLS, HYPERPARAMETERS, SweepConfig, metric_direction
 
 COUNTS = ("trials", "complete", "pruned", "failed")
 

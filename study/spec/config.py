@@ -453,7 +453,7 @@ class Pruner(StrictModel):
     """Stops unpromising trials early from their per-epoch validation values (Optuna pruners).
 
     With `budget: equal` and compared (scientific) hyperparameters, a trial is compared only with
-    trials of its own compared value (`study.samplers.WithinValuePruner`): a cell is never stopped
+    trials of its own compared value (`study.search.samplers.WithinValuePruner`): a cell is never stopped
     for being a cell, and counts such as `startup_trials` are per compared value.
     """
 
@@ -499,7 +499,7 @@ class Pruner(StrictModel):
     def _used_by_the_pruner(cls, value: Any, info) -> Any:
         # Runs only for settings the file gives; `info.data` holds the fields before it that passed.
         # A setting at its default changes nothing, so it is never refused: a study records its
-        # config with every default spelled out (`study.sweep.masked_config`), and that record must
+        # config with every default spelled out (`study.search.sweep.masked_config`), and that record must
         # load back (reports, replicates, resumes) whatever pruner it names.
         if value == cls.model_fields[info.field_name].default:
             return value

@@ -1,10 +1,10 @@
 """The cross-task report: several studies that compare the same values on different tasks, read
 back from the stores, summed up on one page (`study report A B C --out reports/NAME`).
 
-Each study first gets its own report (`study.report.build_report`, in `reports/<study>/`, with its
+Each study first gets its own report (`study.reporting.build.build_report`, in `reports/<study>/`, with its
 own verdict). Then each (value, task) contributes runs: its replicates where the study has them
 (the strongest evidence: the best configuration retrained with new seeds), else its paired draws,
-else only its best trial; the source is said per task. `study.across` turns the runs into the
+else only its best trial; the source is said per task. `study.analysis.across` turns the runs into the
 value x task table, ranks, the IQM and the probability of improvement; this module writes them
 as tables, figures and `report.md` / `report.html`.
 """
@@ -20,9 +20,11 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from study import across, figures
-from study.report import ReportError, ReportResult, build_report, render_html, render_markdown
-from study.tables import formatted, write_table
+from study.analysis import across
+
+from study.reporting import figures
+from study.reporting.build import ReportError, ReportResult, build_report, render_html, render_markdown
+from study.reporting.tables import formatted, write_table
 
 
 @dataclass
@@ -31,7 +33,7 @@ class AcrossResult:
     files: list[Path]
     verdict: str
     studies: list[ReportResult] = field(repr=False)
-    table: pd.DataFrame = field(repr=False)  # study.across.value_task_table
+    table: pd.DataFrame = field(repr=False)  # study.analysis.across.value_task_table
     ranks: pd.DataFrame = field(repr=False)
     iqm: pd.DataFrame = field(repr=False)
     improvement: pd.DataFrame = field(repr=False)
@@ -113,7 +115,7 @@ def _reference(study: ReportResult) -> dict[str, float]:
     config = study.config
     if config is None or config.task.kind != "regression":
         return {}
-    from study.data import load_task
+    from study.train.data import load_task
 
     data = load_task(config.task)
     centre = float(np.mean(data.y_train))
@@ -151,7 +153,7 @@ def _page(studies, by, tasks, table, ranked, iqms, improvement, verdict, formats
         ("p", "The interquartile mean (the mean of the middle 50%) of all runs' normalized scores over all tasks, "
               "robust to one outlying task or run, with a 95% interval from a stratified bootstrap (runs resampled "
               "within each task, 2,000 times). Computed as in Agarwal et al. (2021), \"Deep Reinforcement Learning "
-              "at the Edge of the Statistical Precipice\" (rliable), with numpy and scipy (`study.across`)."),
+              "at the Edge of the Statistical Precipice\" (rliable), with numpy and scipy (`study.analysis.across`)."),
         ("h2", "Aggregate: probability of improvement"), ("table", formatted(improvement)),
     ]
     if shown:

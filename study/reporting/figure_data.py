@@ -1,6 +1,6 @@
-"""A report's figures: for each, gather its data from what `study.report` built (tables, the
-study's config) and what `study.tracking` reads back (per-epoch histories, the logged best-epoch
-models), draw it with `study.figures`, and caption it, or say in `warnings` why it cannot.
+"""A report's figures: for each, gather its data from what `study.reporting.build` built (tables, the
+study's config) and what `study.store.tracking` reads back (per-epoch histories, the logged best-epoch
+models), draw it with `study.reporting.figures`, and caption it, or say in `warnings` why it cannot.
 
 `REPORT_FIGURES` lists them in the order the report shows them.
 """
@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from study import tracking
-from study.config import HYPERPARAMETERS, SweepConfig
-from study.figures import (
+from study.store import tracking
+from study.spec.config import HYPERPARAMETERS, SweepConfig
+from study.reporting.figures import (
     _cell_first, actual_vs_predicted, confusion_matrices, cost, distribution, importance, isolation, learning_curves,
     objective_vs_params, palette, two_way,
 )
@@ -30,8 +30,8 @@ class ReportData:
     """What a report's figures draw from: the study's tables and how to read them."""
 
     trials: pd.DataFrame
-    best: pd.DataFrame  # study.scoring.best_per_value of `primary`
-    two_way: pd.DataFrame | None  # study.report.two_way_table of (primary, secondary)
+    best: pd.DataFrame  # study.analysis.scoring.best_per_value of `primary`
+    two_way: pd.DataFrame | None  # study.reporting.build.two_way_table of (primary, secondary)
     score: str  # the score column, `best_<metric>`
     score_label: str
     maximize: bool
@@ -191,7 +191,7 @@ def task_figure(data: ReportData, max_models: int = 4) -> Drawn | None:
     if data.config is None:
         data.warnings.append(f"no {what}: the parent run holds no sweep definition to load the test data from")
         return None
-    from study.data import load_task  # the task's loader, only when a report needs test data
+    from study.train.data import load_task  # the task's loader, only when a report needs test data
 
     try:
         test = load_task(data.config.task)
@@ -235,7 +235,7 @@ def predict_best(tracking_uri: str, run_ids: list[str], x: np.ndarray) -> list[n
         # Loading a saved model makes TensorFlow's graph optimizer log harmless "E0000 ... failed"
         # lines that read like a crash; only a report loads models, so it silences them.
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    from study.backend import keras  # TensorFlow takes seconds to load: only this figure pays for it
+    from study.train.backend import keras  # TensorFlow takes seconds to load: only this figure pays for it
 
     predictions: list[np.ndarray | None] = []
     with tempfile.TemporaryDirectory() as folder:

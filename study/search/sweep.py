@@ -8,7 +8,7 @@ refused instead of silently mixed.
 
 Any number of processes, on one machine or many, may run the same sweep at once (`study sweep
 --jobs N`, `study worker`): they share the study through its storage. The study's lock
-(`study.stores.StudyLock`) serialises the two moments that must not race: creating the study and
+(`study.store.locations.StudyLock`) serialises the two moments that must not race: creating the study and
 its MLflow runs, and claiming the next trial, so that workers stop at exactly `trials` finished
 trials. Running trials send Optuna heartbeats; a trial whose process died (kill -9, a lost
 machine) is failed once its heartbeat is older than the grace period, and its MLflow run is closed
@@ -31,14 +31,14 @@ import pandas as pd
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
-from study.config import ConfigError, Sweep, SweepConfig, shown
-from study.data import load_task
-from study.interrupts import on_hard_stop
-from study.progress import GuardedReporter, SilentReporter, SweepReporter
-from study.results import FINISHED, _best_trial, state_counts, trials_table
-from study.samplers import make_pruner, make_sampler
-from study.scoring import best_per_value
-from study.stores import (
+from study.spec.config import ConfigError, Sweep, SweepConfig, shown
+from study.train.data import load_task
+from study.train.interrupts import on_hard_stop
+from study.search.progress import GuardedReporter, SilentReporter, SweepReporter
+from study.store.trials import FINISHED, _best_trial, state_counts, trials_table
+from study.search.samplers import make_pruner, make_sampler
+from study.analysis.scoring import best_per_value
+from study.store.locations import (
     StoreError, StudyLock, check_tracking_reachable, check_writable, heartbeat_seconds, mask_password, open_storage,
     resolve_storage, resolve_tracking_uri, store_failure, store_failures_in_threads_silenced, store_problem,
     threads_setting, StoreFailed,
@@ -63,7 +63,7 @@ class SweepResult:
     trials: pd.DataFrame = field(repr=False)
     best: pd.DataFrame = field(repr=False)
     notes: list[str] = field(default_factory=list)
-    replicates: list = field(default_factory=list)  # study.replicate.RetrainResult of the file's `replicates:`
+    replicates: list = field(default_factory=list)  # study.search.replicate.RetrainResult of the file's `replicates:`
 
     @property
     def reached_target(self) -> bool:
@@ -166,7 +166,7 @@ class OpenSweep:
     tracking_uri: str
     storage: optuna.storages.RDBStorage
     study: optuna.Study
-    tracker: Any  # study.tracking.SweepTracker
+    tracker: Any  # study.store.tracking.SweepTracker
     versions: dict[str, str]
     notes: list[str]
     stale: list[int] = field(default_factory=list)  # trials this process failed for want of heartbeats
@@ -247,7 +247,7 @@ def open_sweep(
     Creating the study and its MLflow experiment and parent run happens under the study's lock,
     so workers that start together share one of each.
     """
-    from study.tracking import SweepTracker  # MLflow: only once the sweep is checked
+    from study.store.tracking import SweepTracker  # MLflow: only once the sweep is checked
 
     config = sweep.config
     target = config.trials if trials is None else trials
@@ -316,8 +316,8 @@ def largest_model(config: SweepConfig, data) -> tuple[int, dict[str, Any]]:
     SimpleRNN to GRU to LSTM; so the largest is among each cell at the top of every searched range
     (or one of the sweep's `configurations`). With `param_budget` every model is sized to the budget.
     """
-    from study.models import parameter_count  # Keras: imported only for a space that may be too large
-    from study.trial import model_spec
+    from study.train.models import parameter_count  # Keras: imported only for a space that may be too large
+    from study.search.trial import model_spec
 
     spec = model_spec(data)
     if config.param_budget is not None:
@@ -378,7 +378,7 @@ def _refuse_lost_history(name: str, storage: optuna.storages.RDBStorage, storage
     MLflow is read first: a trial run exists only once its Optuna trial does, so a trial that
     another worker starts meanwhile is never taken for a lost one.
     """
-    from study.tracking import tracked_trial_numbers
+    from study.store.tracking import tracked_trial_numbers
 
     try:
         tracked = tracked_trial_numbers(tracking, name)
@@ -426,7 +426,7 @@ def run_sweep(
     completed = False
     started = 0
     try:
-        from study.trial import Objective, configure_threads, long_lived_objects_frozen
+        from study.search.trial import Objective, configure_threads, long_lived_objects_frozen
 
         configure_threads(config.threads)  # before TensorFlow runs anything in this process
         reporter.sweep_started(config.name, opened.finished_and_running()[0], opened.target)
@@ -464,7 +464,7 @@ def replicate_if_asked(result: SweepResult, config: SweepConfig, reporter: Sweep
     """
     if not config.replicates or not result.reached_target or result.stopped_reason:
         return
-    from study.replicate import replicate_best
+    from study.search.replicate import replicate_best
 
     result.replicates = replicate_best(result.study_name, config.replicates, None, result.storage,
                                        result.tracking_uri, progress=reporter.replicate_started)

@@ -2,7 +2,7 @@
 
 Every plotting function takes plain data (DataFrames, arrays, dicts) and returns a matplotlib
 `Figure`; `save` writes it as PNG (200 dpi) and vector PDF, or whatever formats the report asks
-for. Nothing here reads a store: `study.report_figures` gathers each figure's data. Figures are
+for. Nothing here reads a store: `study.reporting.figure_data` gathers each figure's data. Figures are
 built on `Figure` objects rather than pyplot, and the seaborn theme is applied inside `theme()`
 only, so a notebook's own pyplot state and style are left alone. A cell keeps the same colour in every figure (`CELL_COLOURS`, from seaborn's colour-blind
 palette); failed trials are drawn as crosses in a strip below the data, since they have no score.
@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from study.config import CELL_COLOURS, CELLS, HYPERPARAMETERS
+from study.spec.config import CELL_COLOURS, CELLS, HYPERPARAMETERS
 
 DPI = 200
 NEUTRAL = "#555555"

@@ -4,7 +4,7 @@ one trial's record (enough to retrain it), and hyperparameter importance.
 These are the tables behind `study list`, `study show`, the sweep's closing summary, replicates
 and the seeds table; for notebooks they are the same DataFrames:
 
-    from study.results import trials_table
+    from study.store.trials import trials_table
     trials_table("quick", "sqlite:///mlruns/optuna.db")
 """
 
@@ -18,8 +18,8 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from study.config import HYPERPARAMETERS, SweepConfig, parse_config
-from study.stores import StudyNotFound, mask_password, open_storage
+from study.spec.config import HYPERPARAMETERS, SweepConfig, parse_config
+from study.store.locations import StudyNotFound, mask_password, open_storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 

@@ -7,7 +7,7 @@ compare the same values (e.g. the cells):
     sweeps: [../suite_digits.yaml, ../suite_mnist1d.yaml, ../suite_sine.yaml]
 
 `run_suite` runs (or resumes) each sweep, with the replicates its file asks for, then writes each
-study's report and the cross-task page (`study.report_across`) to `reports/<suite name>/`.
+study's report and the cross-task page (`study.reporting.across_page`) to `reports/<suite name>/`.
 Every sweep file is checked before anything runs, so a mistake in the third one costs no training.
 """
 
@@ -19,9 +19,9 @@ from typing import Callable
 
 from pydantic import Field, ValidationError
 
-from study.config import ConfigError, StrictModel, Sweep, _error_lines, load_sweep, read_yaml_file
-from study.progress import SweepReporter
-from study.sweep import SweepResult, run_sweep
+from study.spec.config import ConfigError, StrictModel, Sweep, _error_lines, load_sweep, read_yaml_file
+from study.search.progress import SweepReporter
+from study.search.sweep import SweepResult, run_sweep
 
 
 class SuiteConfig(StrictModel):
@@ -41,7 +41,7 @@ class Suite:
 class SuiteResult:
     suite: Suite
     sweeps: list[SweepResult]
-    report: object = field(default=None, repr=False)  # study.report_across.AcrossResult; None if stopped
+    report: object = field(default=None, repr=False)  # study.reporting.across_page.AcrossResult; None if stopped
     stopped_reason: str | None = None  # a sweep stopped on failures: the suite stopped with it
 
 
@@ -76,7 +76,7 @@ def run_suite(
     progress: Callable[[str], None] | None = None,
 ) -> SuiteResult:
     """Run every sweep of the suite to its target (and its replicates), then report across tasks."""
-    from study.report_across import build_across_report
+    from study.reporting.across_page import build_across_report
 
     results = []
     for sweep in suite.sweeps:

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study.interrupts import CTRL_C, Interrupted, on_hard_stop
-from study.results import TrialRecord, load_trial, trials_table
-from study.scoring import best_per_value
-from study.stores import resolve_storage, resolve_tracking_uri
+from study.train.interrupts import CTRL_C, Interrupted, on_hard_stop
+from study.store.trials import TrialRecord, load_trial, trials_table
+from study.analysis.scoring import best_per_value
+from study.store.locations import resolve_storage, resolve_tracking_uri
 
 
 @dataclass
@@ -48,9 +48,9 @@ def replicate_seed(sweep_seed: int, trial_number: int, index: int) -> int:
 
 def retrain(record: TrialRecord, seed: int, tracking_uri: str, role: str, index: int = 0) -> RetrainResult:
     """Train `record`'s configuration again with `seed` and track it as a nested run."""
-    from study.data import load_task
-    from study.tracking import SweepTracker
-    from study.trial import (
+    from study.train.data import load_task
+    from study.store.tracking import SweepTracker
+    from study.search.trial import (
         failure_reason, fixed_settings, record_failure, record_result, result_metrics, train_and_evaluate,
     )
 
@@ -111,8 +111,8 @@ def replicate_best(
     Replicates already tracked are skipped, so an interrupted replication resumes where it
     stopped and asking again for the same number of seeds trains nothing.
     """
-    from study.tracking import load_runs
-    from study.trial import long_lived_objects_frozen  # TensorFlow: only once there is something to train
+    from study.store.tracking import load_runs
+    from study.search.trial import long_lived_objects_frozen  # TensorFlow: only once there is something to train
 
     storage_url = resolve_storage(storage)
     tracking = resolve_tracking_uri(tracking_uri)

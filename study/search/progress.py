@@ -1,7 +1,7 @@
 """Following a sweep: what a user interface is told while trials run, and the words it shows.
 
 A sweep calls its reporter (`SweepReporter`) as trials start, finish epochs and end; the CLI's
-progress bars (`study.cli.RichReporter`) and the plain one-line-per-trial log of `study worker`
+progress bars (`study.app.cli.RichReporter`) and the plain one-line-per-trial log of `study worker`
 (`LineReporter`) both describe a trial with `describe_params` and say the same `waiting_text`.
 """
 
@@ -19,7 +19,7 @@ class SweepReporter(Protocol):
     def epoch_ended(self, number: int, epoch: int, logs: dict[str, float]) -> None: ...
     def trial_ended(self, number: int, state: str, value: float | None, reason: str | None) -> None: ...
     def waiting(self, running: int, grace_seconds: int) -> None: ...
-    def replicate_started(self, record: Any, index: int) -> None: ...  # record: study.results.TrialRecord
+    def replicate_started(self, record: Any, index: int) -> None: ...  # record: study.store.trials.TrialRecord
 
 
 class SilentReporter:

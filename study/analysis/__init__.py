@@ -1,0 +1,1 @@
+"""The answer: scoring rules, statistics, the verdict, and the same across tasks (plain data in, plain data out)."""

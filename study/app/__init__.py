@@ -1,0 +1,1 @@
+"""The user's entry points: the `study` command and suites."""
