@@ -73,6 +73,18 @@ class ReportResult:
     verdict: verdict_rules.Verdict | None = None  # which value leads, on which evidence, how sure
     paired: pd.DataFrame | None = field(default=None, repr=False)  # one row per paired draw
     replicates: pd.DataFrame | None = field(default=None, repr=False)  # finished replicate runs, like `trials`
+
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The report's tables by name, as DataFrames (those the study has)."""
+        named = {"best": self.best, "trials": self.trials, "two_way": self.two_way, "paired": self.paired,
+                 "replicates": self.replicates}
+        return {name: table for name, table in named.items() if table is not None}
+
+    @property
+    def figures(self) -> list[Path]:
+        """The report's figures as PNG files, in the order the page shows them."""
+        return [path for path in self.files if path.suffix == ".png"]
     config: SweepConfig | None = field(default=None, repr=False)  # the study's resolved sweep definition
     metric: str = ""
     direction: str = ""
