@@ -44,14 +44,9 @@ from study.store.locations import (
     threads_setting, StoreFailed,
 )
 
-
-def quiet_optuna() -> None:
-    """Silence Optuna for this process, as every sweep does when it starts (never on import).
-
-    Our own messages say what failed; Optuna's per-trial INFO/WARNING lines would repeat them.
-    """
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+# Our own messages say what failed; Optuna's per-trial INFO/WARNING lines would repeat them.
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 @dataclass
@@ -252,7 +247,6 @@ def open_sweep(
     Creating the study and its MLflow experiment and parent run happens under the study's lock,
     so workers that start together share one of each.
     """
-    quiet_optuna()
     from study.store.tracking import SweepTracker  # MLflow: only once the sweep is checked
 
     config = sweep.config
