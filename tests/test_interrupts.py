@@ -99,3 +99,44 @@ def test_ctrl_c_inside_a_long_native_call_stops_the_process_within_seconds():
     assert "the call returned" not in out and "Traceback" not in err
     print(f"\nhard stop {took:.1f} s after Ctrl-C (goal: within {STUCK_SECONDS:.0f} s + the actions)")
 
+
+
+def test_an_interrupt_that_native_code_turned_into_another_exception_leaves_as_the_interrupt():
+    # TensorFlow's C++ (pybind11) hands a KeyboardInterrupt raised in a Python callback back as a
+    # RuntimeError; the stand-in below does the same, so no TensorFlow is needed here.
+    process = start("""
+        from study.train.interrupts import Interrupted, interrupts_kept_through_native_code
+
+        def native_call(callback):
+            try:
+                callback()
+            except BaseException as err:
+                raise RuntimeError(f"pybind11::error_already_set: REPLACED BY {type(err).__name__}") from None
+
+        try:
+            with graceful_interrupts(say), interrupts_kept_through_native_code():
+                print("ready", flush=True)
+                while True:
+                    native_call(lambda: time.sleep(0.01))
+        except BaseException as err:
+            print("raised:", type(err).__name__, getattr(err, "reason", ""), flush=True)
+            print("because:", type(err.__cause__).__name__, flush=True)
+    """)
+    wait_for_line(process, "ready")
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert f"raised: Interrupted {REASONS[signal.SIGINT]}" in out, out + err
+    assert "because: RuntimeError" in out, out + err
+
+
+def test_other_errors_of_native_code_pass_through_unchanged():
+    from study.train.interrupts import graceful_interrupts, interrupts_kept_through_native_code
+
+    with graceful_interrupts(lambda text: None):
+        try:
+            with interrupts_kept_through_native_code():
+                raise RuntimeError("a real failure")
+        except RuntimeError as err:
+            assert str(err) == "a real failure"
+        else:
+            raise AssertionError("the error was swallowed")

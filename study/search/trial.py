@@ -29,7 +29,7 @@ import optuna
 from study.train.backend import gpu_available, keras
 from study.spec.config import HYPERPARAMETERS, SweepConfig
 from study.train.data import TaskData
-from study.train.interrupts import CTRL_C, Interrupted, on_hard_stop, reason_of
+from study.train.interrupts import CTRL_C, Interrupted, interrupts_kept_through_native_code, on_hard_stop, reason_of
 from study.train.models import ModelSpec, build_model, cudnn_eligible, resolve_jit_compile, units_for_budget
 from study.search.progress import SilentReporter, SweepReporter
 from study.store.locations import mask_passwords_in, store_failure
@@ -201,6 +201,13 @@ def train_and_evaluate(
     test metrics (a pruned trial is not a candidate, so the test set is not even looked at).
     `jit_compile` is the sweep's setting ("auto" is settled for this trial by `resolve_jit_compile`).
     """
+    with interrupts_kept_through_native_code():  # a Ctrl-C in a callback of TensorFlow's C++ stays a Ctrl-C
+        return _train_and_evaluate(data, params, epochs, batch_size, seed, metric, direction,
+                                   on_epoch, should_prune, jit_compile)
+
+
+def _train_and_evaluate(data, params, epochs, batch_size, seed, metric, direction,
+                        on_epoch, should_prune, jit_compile) -> TrainingResult:
     with kernel_cache_kept():  # cleared below only when this trial builds a new model
         keras.backend.clear_session()
         keras.utils.set_random_seed(seed)

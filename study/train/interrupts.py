@@ -60,6 +60,31 @@ def _not_now(frame) -> bool:
 
 _hard_stop_actions: list[Callable[[], None]] = []
 _requested_reason: list[str] = []  # set by `request_stop`: why the SIGINT this process sends itself
+_states: list[dict] = []  # one per open `graceful_interrupts`, innermost last
+
+
+def raised_reason() -> str | None:
+    """The reason of the `Interrupted` the innermost `graceful_interrupts` has raised, else None."""
+    return _states[-1]["reason"] if _states and _states[-1]["raised"] else None
+
+
+@contextlib.contextmanager
+def interrupts_kept_through_native_code() -> Iterator[None]:
+    """Let an `Interrupted` raised inside a Python callback of native code leave as itself.
+
+    TensorFlow calls Python back from C++ (pybind11); an exception raised there comes out as
+    another one, e.g. `RuntimeError: pybind11::error_already_set: MISMATCH of original and
+    normalized active exception types: ORIGINAL InvalidArgumentError REPLACED BY Interrupted`
+    (seen when a Ctrl-C landed in a dataset's generator). Whatever comes out after an interrupt
+    was raised is that interrupt.
+    """
+    try:
+        yield
+    except Exception as err:
+        reason = raised_reason()
+        if reason is None:
+            raise
+        raise Interrupted(reason) from err
 
 
 @contextlib.contextmanager
@@ -128,9 +153,11 @@ def graceful_interrupts(say: Callable[[str], None] | None = None, farewell: str 
     signal.signal(signal.SIGALRM, on_alarm)
     sys.unraisablehook = on_unraisable
     watchdog = _Watchdog(state, say, farewell)
+    _states.append(state)
     try:
         yield
     finally:
+        _states.remove(state)
         watchdog.close()
         signal.setitimer(signal.ITIMER_REAL, 0)
         sys.unraisablehook = previous_hook
