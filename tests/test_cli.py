@@ -184,20 +184,20 @@ def test_ui_serves_the_tracking_store_on_loopback(tiny_sweep, stores, tmp_path):
 def test_terminal_tables_fit_by_leaving_out_whole_columns_never_by_cutting_names(monkeypatch):
     import pandas as pd
 
-    import study.app.cli
+    import study.app.terminal
 
     frame = pd.DataFrame({"trial": [0, 1], "state": ["COMPLETE", "COMPLETE"], "best_val_accuracy": [0.98, 0.97],
                           "cell": ["SimpleRNN", "GRU"], "learning_rate": [0.001, 0.002], "seconds_per_epoch": [0.5, 0.6]})
     narrow = Console(width=60, record=True)
-    monkeypatch.setattr(study.app.cli, "console", narrow)
-    narrow.print(study.app.cli.dataframe_table(frame, "trials"))
+    monkeypatch.setattr(study.app.terminal, "console", narrow)
+    narrow.print(study.app.terminal.dataframe_table(frame, "trials"))
     text = narrow.export_text()
     assert max(len(line) for line in text.splitlines()) <= 60
     assert "SimpleRNN" in text and "…" not in text  # whole names, no ellipsis
     assert "not shown, to fit 60 columns: learning_rate, seconds_per_epoch" in " ".join(text.split())
     wide = io.StringIO()
-    monkeypatch.setattr(study.app.cli, "console", Console(width=60, file=wide))
-    study.app.cli.print_table(frame, "trials", wide=True)
+    monkeypatch.setattr(study.app.terminal, "console", Console(width=60, file=wide))
+    study.app.terminal.print_table(frame, "trials", wide=True)
     every = wide.getvalue()
     assert "…" not in every and "seconds_per_epoch" in every and "learning_rate" in every
 
@@ -214,3 +214,31 @@ def test_help_names_each_store_default_and_its_environment_variable(command):
     if command in ("sweep", "worker"):
         assert "default: the sweep file's `storage`, else sqlite:///mlruns/optuna.db" in text
     assert "<bool>" not in text
+
+
+@pytest.mark.parametrize("raised, code, line", [
+    (lambda: __import__("study.spec.config", fromlist=["ConfigError"]).ConfigError("trials: must be at least 1"),
+     2, "error: trials: must be at least 1"),
+    (lambda: __import__("study.store.locations", fromlist=["StoreFailed"]).StoreFailed("the disk is full"),
+     1, "error: the disk is full"),
+    (lambda: KeyboardInterrupt(), 130, "error: interrupted; resume with the same command"),
+    (lambda: LookupError("no trial 9"), 2, "error: no trial 9"),
+])
+def test_each_kind_of_error_is_one_line_with_its_exit_code(raised, code, line, capsys):
+    import typer
+
+    from study.app.terminal import exit_codes
+
+    with pytest.raises(typer.Exit) as stop:
+        with exit_codes("interrupted; resume with the same command", bad_input=(LookupError,)):
+            raise raised()
+    assert stop.value.exit_code == code
+    assert capsys.readouterr().err.strip() == line
+
+
+def test_an_unexpected_error_keeps_its_traceback():
+    from study.app.terminal import exit_codes
+
+    with pytest.raises(ZeroDivisionError):
+        with exit_codes():
+            1 / 0

@@ -8,7 +8,7 @@ import pandas as pd
 import seaborn as sns
 from rich.console import Console
 
-from study.app import cli
+from study.app import terminal
 from study.spec.config import CELL_COLOURS, CELLS
 from study.reporting.figures import cost, distribution, isolation, palette
 
@@ -45,8 +45,8 @@ def test_cell_colours_are_seaborns_colour_blind_palette_in_figures_and_terminal_
     assert list(CELL_COLOURS.values()) == sns.color_palette("colorblind").as_hex()[:3]
     assert palette("cell", list(CELLS)) == CELL_COLOURS
     out = io.StringIO()
-    monkeypatch.setattr(cli, "console", Console(file=out, width=120, force_terminal=True, color_system="truecolor"))
-    cli.print_table(pd.DataFrame({"trial": [0, 1, 2], "cell": list(CELLS)}), "trials")
+    monkeypatch.setattr(terminal, "console", Console(file=out, width=120, force_terminal=True, color_system="truecolor"))
+    terminal.print_table(pd.DataFrame({"trial": [0, 1, 2], "cell": list(CELLS)}), "trials")
     for cell, colour in CELL_COLOURS.items():
         red, green, blue = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
         assert f"\x1b[38;2;{red};{green};{blue}m{cell}" in out.getvalue()

@@ -34,7 +34,7 @@ class Served(list):
 
 @pytest.fixture
 def served(monkeypatch) -> Served:
-    """Record what `_serve` would start instead of starting it (calling `say_ready` if it `answers`)."""
+    """Record what `serve_until_stopped` would start instead of starting it (calling `say_ready` if it `answers`)."""
     calls = Served()
 
     def fake_serve(command, health_url, say_ready, env, starting):
@@ -42,7 +42,7 @@ def served(monkeypatch) -> Served:
         if calls.answers:
             say_ready()
 
-    monkeypatch.setattr(study.app.cli, "_serve", fake_serve)
+    monkeypatch.setattr(study.app.cli, "serve_until_stopped", fake_serve)
     return calls
 
 
@@ -187,10 +187,10 @@ def test_a_server_that_stops_before_it_answers_is_one_error_line_and_exit_1(tmp_
     script = tmp_path / "serve.py"
     script.write_text("""
 import os, sys
-from study.app.cli import app, _serve
+from study.app.cli import serve_until_stopped
 import typer
 try:
-    _serve([sys.executable, "-c", "raise SystemExit(3)"], "http://127.0.0.1:1/", lambda: print("ready"),
+    serve_until_stopped([sys.executable, "-c", "raise SystemExit(3)"], "http://127.0.0.1:1/", lambda: print("ready"),
            dict(os.environ), "starting")
 except typer.Exit as stop:
     raise SystemExit(stop.exit_code)
@@ -236,10 +236,10 @@ def test_serve_prints_only_once_the_server_answers_and_stops_its_group_on_sigter
     script.write_text(f"""
 import os, sys, time
 import typer
-from study.app.cli import _serve
+from study.app.cli import serve_until_stopped
 started = time.monotonic()
 try:
-    _serve([sys.executable, "-c", {server!r}], "http://127.0.0.1:{port}/",
+    serve_until_stopped([sys.executable, "-c", {server!r}], "http://127.0.0.1:{port}/",
            lambda: print(f"ready after {{time.monotonic() - started:.1f}} s", flush=True), dict(os.environ), "starting")
 except typer.Exit as stop:
     raise SystemExit(stop.exit_code)
@@ -254,7 +254,7 @@ except typer.Exit as stop:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     _wait(lambda: _group_gone(group) and not _answers(f"http://127.0.0.1:{port}/"), 20,
-          "the server still runs after its `_serve` got SIGTERM")
+          "the server still runs after its `serve_until_stopped` got SIGTERM")
 
 
 def _pids_with_parent(parent: int) -> list[int]:

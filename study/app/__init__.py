@@ -1,1 +1,1 @@
-"""The user's entry points: the `study` command and suites."""
+"""The user's entry points: the `study` command, what it shows on a terminal, the servers of its UIs, suites, and the Python API."""

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from study.spec.errors import StudyError
 from study.reporting import figures
 
 from study.reporting import figure_data as report_figures
@@ -53,7 +54,7 @@ TOP = 3  # the isolation plot's spread: range of the top trials (until replicate
 MAX_MODELS = 4  # best models rerun on the test set for the task figure
 
 
-class ReportError(Exception):
+class ReportError(StudyError):
     """A report that cannot be made (unknown or empty study, bad option); nothing was written."""
 
 

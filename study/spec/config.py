@@ -22,8 +22,10 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from study.spec.errors import StudyError
 
-class ConfigError(Exception):
+
+class ConfigError(StudyError):
     """A sweep file (or a command-line override) that cannot be run; the message says why."""
 
 

@@ -24,6 +24,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from study.spec.errors import StoppedEarly, StudyError
 from study.spec.config import (
     DEFAULT_STORAGE, DEFAULT_TRACKING_URI, HEARTBEAT_ENV, STORAGE_ENV, STORAGE_SCHEMES, THREADS_ENV, TRACKING_ENV,
     TRACKING_SCHEMES, ConfigError, SweepConfig, check_uri, shown,
@@ -51,7 +52,7 @@ DEFAULT_HEARTBEAT_SECONDS = 20  # a trial whose process died is failed after 3 x
 CONNECT_TIMEOUT_SECONDS = 10  # an unreachable database server fails fast instead of hanging
 
 
-class StudyNotFound(LookupError):
+class StudyNotFound(StudyError, LookupError):
     """A study name that the storage does not hold."""
 
 
@@ -59,7 +60,7 @@ class StoreError(ConfigError):
     """A storage or tracking URL that cannot be used: unreachable, read-only, or without its driver."""
 
 
-class StoreFailed(Exception):
+class StoreFailed(StoppedEarly):
     """A store that stopped working while a sweep ran (a full disk, a server gone); the message says
     which and how to resume. Finished trials are kept."""
 

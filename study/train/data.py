@@ -30,8 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from study.spec.errors import StudyError
 
-class DataError(Exception):
+
+class DataError(StudyError):
     """A dataset that cannot be loaded or has the wrong shape; the message says how to fix it."""
 
 
