@@ -284,7 +284,7 @@ def main() -> None:
     import tensorflow as tf
 
     import study.search.trial
-    from study.spec.config import load_sweep
+    from study.spec.sweep_file import load_sweep
     from study.search.sweep import run_sweep
 
     folder = Path(tempfile.mkdtemp(prefix="fixed-cost-benchmark-"))

@@ -140,7 +140,7 @@ def time_cell(data, params: dict, epochs: int, batch_size: int, jit: bool, objec
 
 def run_cells(workloads: list, variants: list, repeats: int, on_gpu: bool) -> tuple[list[str], list[str]]:
     """Time every (workload, variant, XLA off/on); return the Markdown table and the summary lines."""
-    from study.spec.config import parse_config
+    from study.spec.sweep_file import parse_config
     from study.train.data import load_task
 
     rows, lines = [], []

@@ -312,7 +312,7 @@ def _worker(sweep_path: str, storage: str, tracking: str, seconds: float, mode: 
     """One forked worker: the real `run_sweep`, with scripted training and a timed study lock."""
     import study.search.sweep
     import study.search.trial
-    from study.spec.config import load_sweep
+    from study.spec.sweep_file import load_sweep
     from study.store.locations import StudyLock
 
     report = {"pid": os.getpid(), "locks": [], "trained": [], "error": None, "go": None}
@@ -718,7 +718,7 @@ def run_all(args: argparse.Namespace, plan: dict[str, list[tuple[int, float]]]) 
     import study.search.sweep
     import study.store.tracking
     import study.search.trial  # noqa: F401
-    from study.spec.config import load_sweep
+    from study.spec.sweep_file import load_sweep
     from study.train.data import load_task
 
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="many-workers-"))

@@ -35,7 +35,7 @@ IMPORTS = "import tensorflow, keras, mlflow, optuna, study.search.sweep, study.s
 BARE = """
 import sys
 import keras
-from study.spec.config import load_sweep
+from study.spec.sweep_file import load_sweep
 from study.train.data import load_task
 config = load_sweep(sys.argv[1]).config
 data = load_task(config.task)
@@ -81,7 +81,7 @@ def main() -> None:
     sweep_path = folder / "memory.yaml"
     sweep_path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
-    from study.spec.config import load_sweep
+    from study.spec.sweep_file import load_sweep
     from study.train.data import load_task
 
     data = load_task(load_sweep(sweep_path).config.task)

@@ -55,7 +55,7 @@ BARE = """
 import sys, time
 started = time.perf_counter()
 import keras
-from study.spec.config import load_sweep
+from study.spec.sweep_file import load_sweep
 from study.train.data import load_task
 config = load_sweep(sys.argv[1]).config
 data = load_task(config.task)
@@ -150,7 +150,7 @@ def main() -> None:
     load_started = time.perf_counter()
     import tensorflow as tf
 
-    from study.spec.config import load_sweep
+    from study.spec.sweep_file import load_sweep
     from study.train.data import load_task
     from study.search.trial import trial_seed
     imports = time.perf_counter() - load_started

@@ -126,7 +126,8 @@ def parse_settings(arguments: list[str]) -> list[Setting]:
 
 def check_settings(raw: dict, settings: list[Setting]) -> None:
     """Refuse a setting the sweep schema refuses, with its message, before anything trains."""
-    from study.spec.config import ConfigError, parse_config
+    from study.spec.base import ConfigError
+    from study.spec.sweep_file import parse_config
 
     for setting in settings:
         try:
@@ -192,7 +193,7 @@ class Run:
 def run_search(raw: dict, setting: Setting, folder: Path) -> Run:
     import optuna
 
-    from study.spec.config import load_sweep
+    from study.spec.sweep_file import load_sweep
     from study.search.samplers import scientific_value
     from study.search.sweep import run_sweep
     from study.store.tracking import load_histories
@@ -239,7 +240,7 @@ def replay(raw: dict, base: Run, setting: Setting, order: list[int] | None = Non
     """
     import optuna
 
-    from study.spec.config import parse_config
+    from study.spec.sweep_file import parse_config
     from study.search.samplers import EQUAL_BUDGET_ATTR, make_pruner
 
     config = parse_config({**raw, "name": f"{raw['name']}-{setting.slug}", "pruner": setting.pruner})

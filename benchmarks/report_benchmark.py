@@ -31,7 +31,7 @@ import optuna  # noqa: E402
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution  # noqa: E402
 from optuna.trial import TrialState, create_trial  # noqa: E402
 
-from study.spec.config import parse_config  # noqa: E402
+from study.spec.sweep_file import parse_config  # noqa: E402
 from study.store.tracking import SweepTracker  # noqa: E402
 
 NAME = "report-benchmark"

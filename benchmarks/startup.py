@@ -56,7 +56,7 @@ MLFLOW_CALLS = "MLflow: experiment, parent run, runs left open"
 # Calls timed: module -> {attribute: part}, patched into the module as soon as it has executed, so
 # modules that import the name from it get the timed one.
 CALL_PARTS = {
-    "study.spec.config": {"load_sweep": "read and check the sweep file"},
+    "study.spec.sweep_file": {"load_sweep": "read and check the sweep file"},
     "study.store.locations": {"open_storage": "open/create the Optuna storage", "check_writable": "check the stores",
                      "check_tracking_reachable": "check the stores"},
     "mlflow.store.tracking.sqlalchemy_store": {"SqlAlchemyStore.__init__": "open/create the MLflow store (migrations)"},

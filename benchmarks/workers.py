@@ -46,7 +46,7 @@ if threads:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 import keras
-from study.spec.config import load_sweep
+from study.spec.sweep_file import load_sweep
 from study.train.data import load_task
 config = load_sweep(sys.argv[3]).config
 data = load_task(config.task)

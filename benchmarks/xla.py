@@ -39,7 +39,7 @@ WORKLOADS = [
 
 
 def time_trial(task: dict, params: dict, epochs: int, batch_size: int, jit: bool) -> dict:
-    from study.spec.config import parse_config
+    from study.spec.sweep_file import parse_config
     from study.train.data import load_task
     from study.search.trial import train_and_evaluate
 

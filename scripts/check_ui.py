@@ -215,7 +215,7 @@ class Browser:
 def make_study(folder: Path, name: str = "ui-check", say=print) -> dict[str, str]:
     """Train the tiny study in `folder` (or resume it: a finished one is kept) and log its report to
     the parent run, as `study sweep` and `study report` do; return its stores and names."""
-    from study.spec.config import load_sweep
+    from study.spec.sweep_file import load_sweep
     from study.reporting.build import build_report
     from study.search.sweep import run_sweep
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from study.analysis import across
 from study.app.cli import app
-from study.spec.config import ConfigError
+from study.spec.base import ConfigError
 from study.app.suite import load_suite
 
 # Two tasks, two values, normalized scores given directly (score = normalized here).

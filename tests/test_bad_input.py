@@ -27,7 +27,10 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from study.app.cli import app
-from study.spec.config import HYPERPARAMETERS, TASK_NAMES, ConfigError, ParamSpec, SweepConfig, load_sweep, parse_config
+from study.spec.base import ConfigError
+from study.spec.hyperparameters import HYPERPARAMETERS, ParamSpec
+from study.spec.sweep_file import SweepConfig, load_sweep, parse_config
+from study.spec.tasks import TASK_NAMES
 from tests.conftest import write_mnist_npz
 
 REPO = Path(__file__).resolve().parents[1]
@@ -299,7 +302,7 @@ def test_a_real_postgresql_refuses_bad_credentials_in_one_masked_line(problem, p
 
 def test_a_grid_too_large_to_run_is_refused_at_once():
     # In a subprocess with a timeout: a validation that listed the grid's 9e8 points would hang.
-    code = ("from study.spec.config import parse_config, ConfigError\n"
+    code = ("from study.spec.sweep_file import parse_config, ConfigError\n"
             "try:\n parse_config({'name': 't', 'task': {'name': 'sine'}, 'trials': 1, 'epochs': 1, 'sampler': 'grid',"
             " 'space': {'dropout': {'low': 0.0, 'high': 0.9, 'step': 1e-9}}})\n"
             "except ConfigError as err: print(err)\n"

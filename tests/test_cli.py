@@ -140,7 +140,7 @@ def _free_port() -> int:
 @pytest.mark.slow  # the MLflow server takes 10-40 s to answer on 2 cores
 def test_ui_serves_the_tracking_store_on_loopback(tiny_sweep, stores, tmp_path):
     from study.search.sweep import run_sweep
-    from study.spec.config import load_sweep
+    from study.spec.sweep_file import load_sweep
 
     result = run_sweep(load_sweep(tiny_sweep(trials=1)), **stores)
     port = _free_port()
@@ -217,7 +217,7 @@ def test_help_names_each_store_default_and_its_environment_variable(command):
 
 
 @pytest.mark.parametrize("raised, code, line", [
-    (lambda: __import__("study.spec.config", fromlist=["ConfigError"]).ConfigError("trials: must be at least 1"),
+    (lambda: __import__("study.spec.base", fromlist=["ConfigError"]).ConfigError("trials: must be at least 1"),
      2, "error: trials: must be at least 1"),
     (lambda: __import__("study.store.locations", fromlist=["StoreFailed"]).StoreFailed("the disk is full"),
      1, "error: the disk is full"),

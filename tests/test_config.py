@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from study.spec.config import HYPERPARAMETERS, ConfigError, load_sweep, parse_config
+from study.spec.base import ConfigError
+from study.spec.hyperparameters import HYPERPARAMETERS
+from study.spec.sweep_file import load_sweep, parse_config
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP_FILES = sorted((REPO / "sweeps").glob("*.yaml"))
@@ -412,5 +414,5 @@ def test_explicit_default_log_with_choices(tmp_path: Path):
 
 
 def test_config_module_does_not_import_tensorflow():
-    code = "import sys, study.spec.config; sys.exit(any(m in sys.modules for m in ('tensorflow', 'keras')))"
+    code = "import sys, study.spec.sweep_file; sys.exit(any(m in sys.modules for m in ('tensorflow', 'keras')))"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from study.spec.config import DigitsTask, FashionMnistTask, ImdbTask, Mnist1dTask, MnistTask, SineTask
+from study.spec.tasks import DigitsTask, FashionMnistTask, ImdbTask, Mnist1dTask, MnistTask, SineTask
 from study.train.data import FASHION_MNIST_SYSTEM_DIR, DataError, TaskData, load_task
 
 SPLITS = ("train", "val", "test")

@@ -7,7 +7,9 @@ from pathlib import Path
 from typer.main import get_command
 
 from study.app.cli import app
-from study.spec.config import HYPERPARAMETERS, TASK_NAMES, SweepConfig
+from study.spec.hyperparameters import HYPERPARAMETERS
+from study.spec.sweep_file import SweepConfig
+from study.spec.tasks import TASK_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()

@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from study.app.cli import app
-from study.spec.config import load_sweep
+from study.spec.sweep_file import load_sweep
 from study.store.doctor import check_study
 from study.store.locations import open_storage
 from study.search.sweep import run_sweep

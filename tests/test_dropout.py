@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from study.spec.config import ConfigError, load_sweep, parse_config
+from study.spec.base import ConfigError
+from study.spec.sweep_file import load_sweep, parse_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -118,7 +119,7 @@ def test_mnist1d_learns_with_output_dropout_and_not_with_input_dropout():
     # One feature per step: input dropout 0.4 zeroes the whole sequence of 40% of the training
     # samples (and scales the rest by 1/0.6), output dropout 0.4 only thins the recurrent output.
     # Seeds 0-2 gave best val accuracy 0.28-0.36 (input) vs 0.47-0.57 (output); chance is 0.1.
-    from study.spec.config import Mnist1dTask
+    from study.spec.tasks import Mnist1dTask
     from study.train.data import load_task
     from study.search.trial import train_and_evaluate
 

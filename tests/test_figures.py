@@ -9,7 +9,8 @@ import seaborn as sns
 from rich.console import Console
 
 from study.app import terminal
-from study.spec.config import CELL_COLOURS, CELLS
+from study.reporting.colours import CELL_COLOURS
+from study.spec.hyperparameters import CELLS
 from study.reporting.figures import cost, distribution, isolation, palette
 
 

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from study.spec.config import CELLS
+from study.spec.hyperparameters import CELLS
 from study.train.models import XLA_MIN_SEQUENCE_STEPS, ModelSpec, build_model, cudnn_eligible, resolve_jit_compile
 
 DIGITS = ModelSpec(input_shape=(8, 8), kind="multiclass", num_classes=10)

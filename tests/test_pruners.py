@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from study.spec.config import ConfigError, load_sweep, parse_config
+from study.spec.base import ConfigError
+from study.spec.sweep_file import load_sweep, parse_config
 from study.search.samplers import WithinValuePruner, make_pruner, make_sampler
 from study.search.sweep import masked_config, run_sweep
 from study.search.trial import sample_params

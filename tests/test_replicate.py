@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from study.app.cli import app
-from study.spec.config import load_sweep
+from study.spec.sweep_file import load_sweep
 from study.search.replicate import replicate_best, rerun_trial
 from study.search.sweep import run_sweep
 

@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import study.train.data
-from study.spec.config import load_sweep, parse_config
+from study.spec.sweep_file import load_sweep, parse_config
 from study.reporting.build import ReportError, build_report, load_trials
 from study.search.sweep import run_sweep
 from study.store.tracking import SweepTracker

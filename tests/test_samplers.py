@@ -12,7 +12,7 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
-from study.spec.config import parse_config
+from study.spec.sweep_file import parse_config
 from study.search.samplers import EQUAL_BUDGET_ATTR, _Hyperband, _TrialsOfValue, make_sampler, scientific_value
 from study.search.trial import sample_params
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from study.spec.config import parse_config
+from study.spec.sweep_file import parse_config
 from study.analysis.scoring import best_per_value, direction_of, score_column, value_order
 
 

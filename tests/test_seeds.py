@@ -9,7 +9,7 @@ import yaml
 from typer.testing import CliRunner
 
 from study.app.cli import app
-from study.spec.config import Sweep, parse_config
+from study.spec.sweep_file import Sweep, parse_config
 from study.search.replicate import replicate_best
 from study.reporting.seeds import seeds_table
 from study.store.trials import trials_table

@@ -20,7 +20,8 @@ import study.search.progress
 import study.store.locations
 import study.search.sweep
 import study.store.tracking
-from study.spec.config import ConfigError, load_sweep
+from study.spec.base import ConfigError
+from study.spec.sweep_file import load_sweep
 from study.store.trials import list_studies, trials_table
 from study.analysis.scoring import best_per_value
 from study.search.sweep import run_sweep

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from study.spec.config import Sweep, load_sweep, parse_config
+from study.spec.sweep_file import Sweep, load_sweep, parse_config
 from study.search.sweep import run_sweep
 from tests.conftest import write_imdb_npz, write_mnist_npz
 

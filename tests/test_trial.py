@@ -12,7 +12,7 @@ import keras
 import pytest
 from mlflow.tracking import MlflowClient
 
-from study.spec.config import parse_config
+from study.spec.sweep_file import parse_config
 from study.train.data import load_task
 from study.store.tracking import SweepTracker
 from study.search.trial import TRACED_MODELS, train_and_evaluate

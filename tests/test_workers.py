@@ -28,7 +28,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from study.spec.config import HEARTBEAT_ENV
+from study.spec.settings import HEARTBEAT_ENV
 
 pytestmark = pytest.mark.slow
 

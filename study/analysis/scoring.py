@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from study.spec.config import CELLS, HYPERPARAMETERS, SweepConfig, metric_direction
+from study.spec.hyperparameters import CELLS, HYPERPARAMETERS
+from study.spec.sweep_file import SweepConfig, metric_direction
 
 COUNTS = ("trials", "complete", "pruned", "failed")
 

@@ -21,7 +21,8 @@ from typing import Any
 
 def load(sweep: Any):
     """A `Sweep` from a path, a sweep name under `./sweeps/`, a dict of the sweep file's keys, or a `Sweep`."""
-    from study.spec.config import ConfigError, Sweep, load_sweep, parse_config
+    from study.spec.base import ConfigError
+    from study.spec.sweep_file import Sweep, load_sweep, parse_config
 
     if isinstance(sweep, Sweep):
         return sweep

@@ -21,7 +21,9 @@ from study.app.terminal import (
     print_table, stopping_cleanly, summary_columns,
 )
 from study.search.progress import describe_params
-from study.spec.config import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, STORAGE_ENV, TRACKING_ENV, ConfigError, load_sweep
+from study.spec.base import ConfigError
+from study.spec.settings import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, STORAGE_ENV, TRACKING_ENV
+from study.spec.sweep_file import load_sweep
 
 app = typer.Typer(
     help="Tracked, reproducible RNN vs GRU vs LSTM hyperparameter studies (Optuna + MLflow).",

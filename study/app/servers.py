@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from typing import Callable, ContextManager
 
-from study.spec.config import ConfigError
+from study.spec.base import ConfigError
 from study.spec.errors import StoppedEarly
 
 

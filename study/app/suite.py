@@ -19,7 +19,9 @@ from typing import Callable
 
 from pydantic import Field, ValidationError
 
-from study.spec.config import ConfigError, StrictModel, Sweep, _error_lines, load_sweep, read_yaml_file
+from study.spec.base import ConfigError, StrictModel
+from study.spec.files import read_yaml_file
+from study.spec.sweep_file import Sweep, error_lines, load_sweep
 from study.search.progress import SweepReporter
 from study.search.sweep import SweepResult, run_sweep
 
@@ -54,7 +56,7 @@ def load_suite(path: str | Path) -> Suite:
     try:
         config = SuiteConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError("\n".join(f"{path}: {line}" for line in _error_lines(err))) from None
+        raise ConfigError("\n".join(f"{path}: {line}" for line in error_lines(err))) from None
     sweeps = [load_sweep(path.parent / name) for name in config.sweeps]
     names = [s.config.name for s in sweeps]
     if len(set(names)) < len(names):

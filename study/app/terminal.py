@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from study.spec.config import CELL_COLOURS
+from study.reporting.colours import CELL_COLOURS
 from study.search.progress import SilentReporter, describe_params, waiting_text
 from study.spec.errors import StudyError
 

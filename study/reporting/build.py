@@ -37,7 +37,10 @@ from study.analysis import stats
 
 from study.store import tracking
 from study.analysis import verdict as verdict_rules
-from study.spec.config import HYPERPARAMETERS, STORAGE_ENV, ConfigError, SweepConfig, load_sweep, metric_direction, parse_config
+from study.spec.base import ConfigError
+from study.spec.hyperparameters import HYPERPARAMETERS
+from study.spec.settings import STORAGE_ENV
+from study.spec.sweep_file import SweepConfig, load_sweep, metric_direction, parse_config
 from study.store.trials import in_trial_order, param_importances, trials_table
 from study.analysis.scoring import (
     best_per_value, best_summary_columns, direction_of, score_column, value_order, varying_params,

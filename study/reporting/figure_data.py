@@ -18,7 +18,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from study.store import tracking
-from study.spec.config import HYPERPARAMETERS, SweepConfig
+from study.spec.hyperparameters import HYPERPARAMETERS
+from study.spec.sweep_file import SweepConfig
 from study.reporting.figures import (
     _cell_first, actual_vs_predicted, confusion_matrices, cost, distribution, importance, isolation, learning_curves,
     objective_vs_params, palette, two_way,

@@ -23,7 +23,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from study.spec.config import CELL_COLOURS, CELLS, HYPERPARAMETERS
+from study.reporting.colours import CELL_COLOURS
+from study.spec.hyperparameters import CELLS, HYPERPARAMETERS
 
 DPI = 200
 NEUTRAL = "#555555"

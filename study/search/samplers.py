@@ -24,7 +24,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from study.spec.config import SweepConfig
+from study.spec.sweep_file import SweepConfig
 
 def make_sampler(config: SweepConfig) -> optuna.samplers.BaseSampler:
     """The sweep's sampler, safe to run in many processes at once.

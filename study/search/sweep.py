@@ -31,7 +31,8 @@ import pandas as pd
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
-from study.spec.config import ConfigError, Sweep, SweepConfig, shown
+from study.spec.base import ConfigError, shown
+from study.spec.sweep_file import Sweep, SweepConfig
 from study.train.data import load_task
 from study.train.interrupts import on_hard_stop
 from study.search.progress import GuardedReporter, SilentReporter, SweepReporter

@@ -27,7 +27,8 @@ import numpy as np
 import optuna
 
 from study.train.backend import gpu_available, keras
-from study.spec.config import HYPERPARAMETERS, SweepConfig
+from study.spec.hyperparameters import HYPERPARAMETERS
+from study.spec.sweep_file import SweepConfig
 from study.train.data import TaskData
 from study.train.interrupts import CTRL_C, Interrupted, interrupts_kept_through_native_code, on_hard_stop, reason_of
 from study.train.models import ModelSpec, build_model, cudnn_eligible, resolve_jit_compile, units_for_budget

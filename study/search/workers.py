@@ -23,7 +23,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from study.spec.config import STORAGE_ENV, THREADS_ENV, TRACKING_ENV, ConfigError, Sweep
+from study.spec.base import ConfigError
+from study.spec.settings import STORAGE_ENV, THREADS_ENV, TRACKING_ENV
+from study.spec.sweep_file import Sweep
 from study.train.interrupts import request_stop
 from study.search.progress import SilentReporter, SweepReporter
 from study.store.locations import resolve_storage, resolve_tracking_uri

@@ -24,11 +24,13 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from study.spec.base import ConfigError, shown
 from study.spec.errors import StoppedEarly, StudyError
-from study.spec.config import (
+from study.spec.settings import (
     DEFAULT_STORAGE, DEFAULT_TRACKING_URI, HEARTBEAT_ENV, STORAGE_ENV, STORAGE_SCHEMES, THREADS_ENV, TRACKING_ENV,
-    TRACKING_SCHEMES, ConfigError, SweepConfig, check_uri, shown,
+    TRACKING_SCHEMES, check_uri,
 )
+from study.spec.sweep_file import SweepConfig
 
 if TYPE_CHECKING:
     import optuna

@@ -18,7 +18,8 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from study.spec.config import HYPERPARAMETERS, SweepConfig, parse_config
+from study.spec.hyperparameters import HYPERPARAMETERS
+from study.spec.sweep_file import SweepConfig, parse_config
 from study.store.locations import StudyNotFound, mask_password, open_storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)

@@ -1,6 +1,6 @@
 """Datasets: turn a task's options into train, validation and test arrays ready for a Keras RNN.
 
-`load_task(task)` returns a `TaskData` for any task of `study.spec.config` and caches it, so a study
+`load_task(task)` returns a `TaskData` for any task of `study.spec.tasks` and caches it, so a study
 loads its data once per process however many trials it runs. Numeric inputs are float32 sequences
 of shape (n, steps, features); IMDB reviews are int32 token ids of shape (n, maxlen). Class labels
 are sparse int32 (n,); regression targets are float32 (n, 1), the shape a Dense(1) head outputs.
@@ -307,7 +307,7 @@ def _existing(path: str) -> Path:
 
 
 def _file_kind(mode: int) -> str:
-    from study.spec.config import file_kind
+    from study.spec.files import file_kind
 
     return file_kind(mode)
 

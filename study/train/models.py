@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from study.train.backend import keras
-from study.spec.config import HYPERPARAMETERS
+from study.spec.hyperparameters import HYPERPARAMETERS
 
 
 @dataclass(frozen=True)
