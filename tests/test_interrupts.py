@@ -108,16 +108,20 @@ def test_an_interrupt_that_native_code_turned_into_another_exception_leaves_as_t
         from study.train.interrupts import Interrupted, interrupts_kept_through_native_code
 
         def native_call(callback):
+            # The whole loop runs "in native code", so the Ctrl-C cannot land between two calls.
             try:
-                callback()
+                while True:
+                    callback()
             except BaseException as err:
                 raise RuntimeError(f"pybind11::error_already_set: REPLACED BY {type(err).__name__}") from None
 
+        def callback():
+            print("ready", flush=True)  # printed from inside: the signal is sent only after it
+            time.sleep(0.01)
+
         try:
             with graceful_interrupts(say), interrupts_kept_through_native_code():
-                print("ready", flush=True)
-                while True:
-                    native_call(lambda: time.sleep(0.01))
+                native_call(callback)
         except BaseException as err:
             print("raised:", type(err).__name__, getattr(err, "reason", ""), flush=True)
             print("because:", type(err.__cause__).__name__, flush=True)
