@@ -17,7 +17,7 @@ included), the steady epoch time (median of epochs 2..n; a pruned trial takes it
 and the **fixed cost = wall - epochs x steady epoch time**, split by timers around:
 
 - build: `clear_session`, seeding, building and compiling the model, and getting it ready to train
-  (`study.search.trial.TracedModels.take`: a kept model loaded with its initial state, or a new one's
+  (`study.train.reuse.TracedModels.take`: a kept model loaded with its initial state, or a new one's
   optimizer and metric state built);
 - first epoch: its excess over the steady epoch time (tracing and instantiating the training and
   validation steps for a new model);
@@ -116,13 +116,14 @@ class Timers:
 
         import study.search.sweep
         import study.search.trial
+        import study.train.fit
+        import study.train.reuse
         from study.store.tracking import SweepTracker, TrialRun
 
         self.wrap(keras.backend, "clear_session", "build")
         self.wrap(keras.utils, "set_random_seed", "build")
-        self.wrap(study.search.trial, "build_model", "build")
-        if hasattr(study.search.trial, "TracedModels"):  # absent from code before models were reused
-            self.wrap(study.search.trial.TracedModels, "take", "build")
+        self.wrap(study.train.fit, "build_model", "build")
+        self.wrap(study.train.reuse.TracedModels, "take", "build")
         for name in ("fit", "evaluate"):
             if name not in keras.Model.__dict__:
                 setattr(keras.Model, name, getattr(keras.Model, name))  # a copy on keras.Model itself, to wrap
@@ -135,8 +136,8 @@ class Timers:
         for name, value in list(vars(storage).items()):
             if callable(value) and not name.startswith("_"):
                 self.wrap(storage, name, "optuna")
-        self._wrap_training(study.search.trial)
-        self._wrap_epochs(study.search.trial._BestEpochKeeper)
+        self._wrap_training(study.search.trial)  # where the objective looks it up
+        self._wrap_epochs(study.train.fit._BestEpochKeeper)
         self._wrap_loop(study.search.sweep)
         self._wrap_optimize(optuna.Study)
 
@@ -151,7 +152,7 @@ class Timers:
             timers.trial["epoch_seconds"] = list(result.epoch_seconds)
             timers.trial["pruned_at"] = result.pruned_at
             timers.trial["value"] = result.value
-            # The same model object as an earlier trial's: it was reused (study.search.trial.TracedModels).
+            # The same model object as an earlier trial's: it was reused (study.train.reuse.TracedModels).
             timers.trial["reused"] = any(ref() is result.model for ref in timers.models)
             timers.models.append(weakref.ref(result.model))
             return result
@@ -283,7 +284,7 @@ def main() -> None:
 
     import tensorflow as tf
 
-    import study.search.trial
+    import study.train.reuse
     from study.spec.sweep_file import load_sweep
     from study.search.sweep import run_sweep
 
@@ -291,17 +292,15 @@ def main() -> None:
     sweeps = {variant: load_sweep(write_sweep(raw, f"fixed-cost-{variant}", folder)) for variant in VARIANTS}
     timers = Timers()
     timers.install()
-    kept = getattr(study.search.trial, "TRACED_MODELS", None)  # None: code from before models were reused
     print(f"MNIST-1D, {raw['epochs']} epochs, batch {raw['batch_size']}; TensorFlow intra-op threads: "
-          f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'}; models reused: "
-          f"{'yes' if kept is not None else 'no'}; stores in {folder}", flush=True)
+          f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'}; models reused: yes; "
+          f"stores in {folder}", flush=True)
 
     trials = []
     for pair in range(args.pairs + 1):  # pair 0 is the warm-up, not counted
         if args.profile and pair == 1:
             timers.profile = cProfile.Profile()
-        if kept is not None:
-            kept.clear()  # the pair's first trial builds and traces its model, the second reuses it
+        study.train.reuse.TRACED_MODELS.clear()  # the pair's first trial builds and traces its model, the second reuses it
         order = VARIANTS if pair % 2 == 0 else VARIANTS[::-1]
         done = {}
         for variant in order:

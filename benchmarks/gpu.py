@@ -2,7 +2,7 @@
 
 Two parts, each through the project's own code, on offline tasks (no download):
 
-- **cells**: one trial per cell variant (`study.search.trial.train_and_evaluate`, same seed and arrays),
+- **cells**: one trial per cell variant (`study.train.fit.train_and_evaluate`, same seed and arrays),
   with `jit_compile` false and true: seconds per epoch (median of the epochs after the first), the
   first epoch (tracing, compiling, cuDNN set-up), the whole trial, and what actually ran: the
   `cudnn_eligible` tag a sweep writes, whether the traced training step holds a `CudnnRNN` op (what
@@ -116,21 +116,21 @@ def uses_cudnn(model) -> bool:
 def time_cell(data, params: dict, epochs: int, batch_size: int, jit: bool, objective, on_gpu: bool) -> dict:
     import tensorflow as tf
 
-    from study.search import trial
+    from study.train.fit import train_and_evaluate
     from study.train.models import cudnn_eligible
+    from study.train.reuse import TRACED_MODELS
 
     # Every row times a fresh model (first epoch = tracing and compiling), not one kept from an
     # earlier row of the same architecture, where the project keeps traced models.
-    if hasattr(trial, "TRACED_MODELS"):
-        trial.TRACED_MODELS.clear()
+    TRACED_MODELS.clear()
     if on_gpu:
         tf.config.experimental.reset_memory_stats("GPU:0")
     started = time.perf_counter()
     with warnings.catch_warnings():
         # Keras says "Model doesn't support jit_compile=True" for cuDNN models; the table shows it.
         warnings.filterwarnings("ignore", message="Model doesn't support")
-        result = trial.train_and_evaluate(data, params, epochs=epochs, batch_size=batch_size, seed=0,
-                                          metric=objective.metric, direction=objective.direction, jit_compile=jit)
+        result = train_and_evaluate(data, params, epochs=epochs, batch_size=batch_size, seed=0,
+                                    metric=objective.metric, direction=objective.direction, jit_compile=jit)
     seconds = time.perf_counter() - started
     peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20 if on_gpu else None
     return {"seconds": seconds, "first": result.epoch_seconds[0], "later": statistics.median(result.epoch_seconds[1:]),

@@ -278,7 +278,7 @@ def _scripted_training(seconds: float, trained: list):
     import math
 
     from study.train.models import parameter_count
-    from study.search.trial import TrainingResult, model_spec
+    from study.train.fit import TrainingResult, model_spec
 
     def train(data, params, *, epochs, batch_size, seed, metric, direction, on_epoch=None, should_prune=None,
               jit_compile="auto"):

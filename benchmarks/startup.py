@@ -64,8 +64,8 @@ CALL_PARTS = {
                        "SweepTracker.open_parent": MLFLOW_CALLS, "SweepTracker.close_orphaned_trial_runs": MLFLOW_CALLS,
                        "SweepTracker.close_dead_retrain_runs": MLFLOW_CALLS},
     "study.train.data": {"load_task": "load the data"},
-    "study.search.sweep": {"_open_study": "Optuna: create or load the study", "package_versions": "package versions",
-                    "check_model_size": "check the model size"},
+    "study.search.sweep": {"_open_study": "Optuna: create or load the study", "package_versions": "package versions"},
+    "study.search.checks": {"check_model_size": "check the model size"},
     "study.search.trial": {"Objective.__init__": "set up the objective", "configure_threads": "set up the objective"},
 }
 INTERPRETER = "Python interpreter start-up"

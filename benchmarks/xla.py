@@ -3,7 +3,7 @@
 XLA compiles each new model's training and evaluation steps (several seconds, paid by every
 trial, since every trial builds a new model) and then runs each epoch faster. Whether a trial
 gains depends on how much training it does. For each workload below, one trial is trained with
-XLA off and on (alternated, same seed, same arrays, `study.search.trial.train_and_evaluate`, TensorFlow's
+XLA off and on (alternated, same seed, same arrays, `study.train.fit.train_and_evaluate`, TensorFlow's
 default threads unless --threads), and the script prints the trial's wall time, its first epoch
 (tracing and compiling included), the median of the later epochs, and the break-even: the epochs
 after which XLA's faster epochs have paid for its compiling. `jit_compile: auto` uses that
@@ -41,7 +41,7 @@ WORKLOADS = [
 def time_trial(task: dict, params: dict, epochs: int, batch_size: int, jit: bool) -> dict:
     from study.spec.sweep_file import parse_config
     from study.train.data import load_task
-    from study.search.trial import train_and_evaluate
+    from study.train.fit import train_and_evaluate
 
     config = parse_config({"name": "xla", "task": task, "space": {k: {"value": v} for k, v in params.items()},
                            "trials": 1, "epochs": epochs, "batch_size": batch_size}, "benchmarks/xla.py")

@@ -132,7 +132,8 @@ def scripted_training(monkeypatch):
     """Replace Keras training with a script, for tests of the search logic around it (samplers,
     pruning, failures, resume, equal budgets, replicates): a trial then takes milliseconds.
 
-    `install(script)` patches `study.search.trial.train_and_evaluate`; `script(params, seed, epoch)` gives
+    `install(script)` patches `train_and_evaluate` where trials (`study.search.trial`) and retrainings
+    (`study.train.fit`, imported when a retraining starts) look it up; `script(params, seed, epoch)` gives
     each epoch's validation accuracy (default `scripted_accuracy`), may raise to crash the trial or
     return NaN to fail it as a NaN loss would. The fake keeps the real one's contract: per-epoch
     callbacks, pruning checks, best epoch, test metrics at the best epoch (none when pruned), the
@@ -142,8 +143,9 @@ def scripted_training(monkeypatch):
     import math
 
     import study.search.trial
+    import study.train.fit
     from study.train.models import parameter_count
-    from study.search.trial import TrainingResult, TrialFailed, model_spec
+    from study.train.fit import TrainingResult, TrialFailed, model_spec
 
     trained: list[tuple[dict, int]] = []
 
@@ -188,6 +190,7 @@ def scripted_training(monkeypatch):
             )
 
         monkeypatch.setattr(study.search.trial, "train_and_evaluate", train)
+        monkeypatch.setattr(study.train.fit, "train_and_evaluate", train)
         return trained
 
     return install

@@ -529,13 +529,13 @@ def test_mlflow_never_prints_its_view_run_lines_with_the_tracking_password(monke
 
 
 def test_the_model_size_limit_can_be_raised(tmp_path, monkeypatch):
-    import study.search.sweep
+    import study.search.checks
     from study.train.data import load_task
 
     path = tmp_path / "big.yaml"
     path.write_text(OK + "space:\n  cell: {value: LSTM}\n  units: {value: 4096}\n  depth: {value: 8}\n")
     config = load_sweep(path).config
     with pytest.raises(ConfigError, match="RNN_STUDY_MAX_PARAMS=1006936074"):
-        study.search.sweep.check_model_size(config, load_task(config.task), str(path))
+        study.search.checks.check_model_size(config, load_task(config.task), str(path))
     monkeypatch.setenv("RNN_STUDY_MAX_PARAMS", "1_100_000_000")
-    study.search.sweep.check_model_size(config, load_task(config.task), str(path))
+    study.search.checks.check_model_size(config, load_task(config.task), str(path))

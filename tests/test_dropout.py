@@ -121,7 +121,7 @@ def test_mnist1d_learns_with_output_dropout_and_not_with_input_dropout():
     # Seeds 0-2 gave best val accuracy 0.28-0.36 (input) vs 0.47-0.57 (output); chance is 0.1.
     from study.spec.tasks import Mnist1dTask
     from study.train.data import load_task
-    from study.search.trial import train_and_evaluate
+    from study.train.fit import train_and_evaluate
 
     data = load_task(Mnist1dTask(name="mnist1d", num_samples=1500))  # 960 train, 240 validation
     best = {}

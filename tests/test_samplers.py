@@ -1,7 +1,7 @@
-"""Samplers without training: per-trial draws, equal budgets with random and TPE, and the private
-Optuna APIs the equal-budget sampler and the within-value pruner rely on (pruner behaviour itself:
-tests/test_pruners.py). The objectives are scripted (a formula of the
-drawn hyperparameters), so every test here runs in seconds."""
+"""Samplers without training: per-trial draws, equal budgets with random and TPE, and how Optuna's
+pruners read the study they are handed, which the within-value pruner relies on (pruner behaviour
+itself: tests/test_pruners.py; the private Optuna APIs: tests/test_private_apis.py). The objectives
+are scripted (a formula of the drawn hyperparameters), so every test here runs in seconds."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import math
 
 import optuna
 import pytest
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from study.spec.sweep_file import parse_config
-from study.search.samplers import EQUAL_BUDGET_ATTR, _Hyperband, _TrialsOfValue, make_sampler, scientific_value
+from study.search.samplers import EQUAL_BUDGET_ATTR, make_sampler
 from study.search.trial import sample_params
 
 CELLS = ("SimpleRNN", "GRU", "LSTM")
@@ -118,45 +118,15 @@ def test_parallel_workers_keep_the_equal_budget_and_its_paired_draws(tmp_path, s
     assert len(set(rates["GRU"])) == 4  # and never repeated within a cell
 
 
-def test_the_private_optuna_apis_the_equal_budget_sampler_uses_are_still_there():
-    """If this fails, a new Optuna changed what study.search.samplers relies on: adapt it, then widen the
-    Optuna range in pyproject.toml."""
-    study = optuna.create_study()
-    trial = study.ask()
-    frozen = study._storage.get_trial(trial._trial_id)
-    assert isinstance(frozen, FrozenTrial) and frozen._trial_id == trial._trial_id
-    assert [t.number for t in study._storage.get_all_trials(study._study_id, deepcopy=False)] == [0]
-    study._storage.set_trial_system_attr(frozen._trial_id, EQUAL_BUDGET_ATTR, {"value": ["GRU"], "index": 0})
-    assert scientific_value(study._storage.get_trial(trial._trial_id), ["cell"]) == ("GRU",)
-    assert "use_cache" in inspect.signature(optuna.Study._get_trials).parameters
-    # TPE reads the trials of the study view it is given through `_get_trials`: the view filters there.
-    view = _TrialsOfValue(study, ["cell"], ("LSTM",))
-    assert view._get_trials(deepcopy=False, use_cache=False) == [] and len(study.trials) == 1
-    tpe_module = inspect.getsource(inspect.getmodule(optuna.samplers.TPESampler))
-    assert "study._get_trials(" in tpe_module
 
 
-def test_the_private_optuna_apis_the_within_value_pruner_uses_are_still_there():
+def test_optunas_pruners_read_the_study_they_are_handed_through_its_public_methods():
     """If this fails, a new Optuna changed how pruners read the study they are handed, which
-    `WithinValuePruner` relies on: adapt study.search.samplers, then widen the Optuna range in pyproject.toml."""
+    `WithinValuePruner` relies on: adapt study.search.samplers, then widen the Optuna range in pyproject.toml.
+    (Hyperband, which builds a bracket's study from the storage: tests/test_private_apis.py.)"""
     # Pruners read trials only through the study object they get: a view can filter them there.
     for pruner, call in [(optuna.pruners.PercentilePruner, "study.get_trials("),  # also the median pruner's
                          (optuna.pruners.SuccessiveHalvingPruner, "study.get_trials("),
                          (optuna.pruners.WilcoxonPruner, "study.best_trial")]:
         assert call in inspect.getsource(pruner.prune), pruner
     assert issubclass(optuna.pruners.MedianPruner, optuna.pruners.PercentilePruner)
-    # Hyperband builds each bracket's study from the storage, ignoring a view, in the method
-    # `_Hyperband` overrides to put the view back on top.
-    assert list(inspect.signature(optuna.pruners.HyperbandPruner._create_bracket_study).parameters) == [
-        "self", "study", "bracket_id"]
-    study = optuna.create_study(direction="maximize")
-    for cell in ("GRU", "LSTM"):
-        trial = study.ask()
-        study._storage.set_trial_system_attr(trial._trial_id, EQUAL_BUDGET_ATTR, {"value": [cell], "index": 0})
-        study.tell(trial, 0.5)
-    view = _TrialsOfValue(study, ["cell"], ("GRU",))
-    optunas = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=9)._create_bracket_study(view, 0)
-    ours = _Hyperband(min_resource=1, max_resource=9)._create_bracket_study(view, 0)
-    assert len(optunas.get_trials(deepcopy=False)) == 2  # the view lost: why `_Hyperband` exists
-    assert [scientific_value(t, ["cell"]) for t in ours.get_trials(deepcopy=False)] == [("GRU",)]
-    assert ours.direction == study.direction and ours._storage is study._storage

@@ -15,7 +15,8 @@ from mlflow.tracking import MlflowClient
 from study.spec.sweep_file import parse_config
 from study.train.data import load_task
 from study.store.tracking import SweepTracker
-from study.search.trial import TRACED_MODELS, train_and_evaluate
+from study.train.fit import train_and_evaluate
+from study.train.reuse import TRACED_MODELS
 from tests.conftest import unique_name
 
 

@@ -50,9 +50,8 @@ def retrain(record: TrialRecord, seed: int, tracking_uri: str, role: str, index:
     """Train `record`'s configuration again with `seed` and track it as a nested run."""
     from study.train.data import load_task
     from study.store.tracking import SweepTracker
-    from study.search.trial import (
-        failure_reason, fixed_settings, record_failure, record_result, result_metrics, train_and_evaluate,
-    )
+    from study.train.fit import train_and_evaluate
+    from study.search.trial import failure_reason, fixed_settings, record_failure, record_result, result_metrics
 
     config = record.config
     metric = config.objective.metric

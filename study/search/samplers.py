@@ -6,12 +6,12 @@ gives every value of the scientific hyperparameters the same number of trials an
 nuisance draws: a paired design, the subtlest code of the project; and `WithinValuePruner` judges
 each trial only against trials of its own value, so pruning cannot undo that equal budget.
 
-It relies on private parts of Optuna, as Optuna's own samplers do: `Study._storage`,
-`Study._study_id` and `FrozenTrial._trial_id` (to record a trial's assigned value as a system
-attribute when it is created, and to count every trial of the study, not a pruner's view of it),
-`Study._get_trials(use_cache=)` (what TPE calls on the study view it is given), and
-`HyperbandPruner._create_bracket_study` (overridden so a bracket keeps a pruner's view). The
-Optuna range in pyproject.toml is pinned for that, and `tests/test_samplers.py` fails if they change.
+It relies on private parts of Optuna, as Optuna's own samplers do, all through
+`study.store.optuna_private`: a study's storage and ids (to record a trial's assigned value as a
+system attribute when it is created, and to count every trial of the study, not a pruner's view of
+it), how TPE reads the trials of the study view it is given, and how Hyperband makes a bracket's
+study (overridden so a bracket keeps a pruner's view). The Optuna range in pyproject.toml is pinned
+for that, and `tests/test_private_apis.py` fails if they change.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from study.spec.sweep_file import SweepConfig
+from study.store.optuna_private import (
+    HyperbandWithBracketStudy, SamplersReadTrialsThrough, storage_of, study_id_of, trial_id_of,
+    trials_as_samplers_read_them,
+)
 
 def make_sampler(config: SweepConfig) -> optuna.samplers.BaseSampler:
     """The sweep's sampler, safe to run in many processes at once.
@@ -145,13 +149,14 @@ class EqualBudgetSampler(optuna.samplers.BaseSampler):
             recorded = trial.system_attrs.get(EQUAL_BUDGET_ATTR)  # first seen in before_trial: read fresh
             if recorded is None:
                 recorded = self._assign(study, trial)
-                study._storage.set_trial_system_attr(trial._trial_id, EQUAL_BUDGET_ATTR, recorded)
+                storage_of(study).set_trial_system_attr(trial_id_of(trial), EQUAL_BUDGET_ATTR, recorded)
             self._trials[trial.number] = (tuple(recorded["value"]), self.make_sampler(recorded["index"]))
         return self._trials[trial.number]
 
     def _assign(self, study, trial: FrozenTrial) -> dict[str, Any]:
         # From the storage, not `study`: a Hyperband pruner hands samplers a view of one bracket.
-        others = [t for t in study._storage.get_all_trials(study._study_id, deepcopy=False) if t.number != trial.number]
+        others = [t for t in storage_of(study).get_all_trials(study_id_of(study), deepcopy=False)
+                  if t.number != trial.number]
         fixed = trial.system_attrs.get("fixed_params", {})  # an enqueued configuration
         if all(name in fixed for name in self.names):
             combo = tuple(fixed[name] for name in self.names)
@@ -175,7 +180,7 @@ def scientific_value(trial: FrozenTrial, names: list[str]) -> tuple:
     return tuple(trial.params.get(name) for name in names)
 
 
-class _TrialsOfValue:
+class _TrialsOfValue(SamplersReadTrialsThrough):
     """A read-only view of a study that shows a sampler or a pruner only the trials of one scientific value."""
 
     def __init__(self, study: optuna.Study, names: list[str], combo: tuple):
@@ -190,9 +195,8 @@ class _TrialsOfValue:
     def get_trials(self, deepcopy=True, states=None):
         return [t for t in self._study.get_trials(deepcopy=deepcopy, states=states) if self._matches(t)]
 
-    def _get_trials(self, deepcopy=True, states=None, use_cache=False):
-        return [t for t in self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
-                if self._matches(t)]
+    def trials_for_samplers(self, deepcopy=True, states=None, use_cache=False):
+        return [t for t in trials_as_samplers_read_them(self._study, deepcopy, states, use_cache) if self._matches(t)]
 
     @property
     def trials(self):
@@ -272,7 +276,7 @@ class WithinValuePruner(optuna.pruners.BasePruner):
         return self.pruner.prune(_TrialsOfValue(study, self.names, scientific_value(trial, self.names)), trial)
 
 
-class _Hyperband(optuna.pruners.HyperbandPruner):
+class _Hyperband(HyperbandWithBracketStudy):
     """Optuna's Hyperband, except that a bracket of a study view is that view of the bracket.
 
     `HyperbandPruner` builds each bracket's study afresh from the storage, so handed a
@@ -280,6 +284,6 @@ class _Hyperband(optuna.pruners.HyperbandPruner):
     Outside a view (the Hyperband samplers see, or no compared values) it is Optuna's own.
     """
 
-    def _create_bracket_study(self, study, bracket_id):
-        bracket = super()._create_bracket_study(study, bracket_id)
+    def bracket_study(self, study, bracket_id):
+        bracket = super().bracket_study(study, bracket_id)
         return study.over(bracket) if isinstance(study, _TrialsOfValue) else bracket

@@ -21,6 +21,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from study.store.trials import DIED
+from study.store.optuna_private import stale_trial_ids, trial_id_of
 from study.store.locations import StudyNotFound, mask_password, open_storage, resolve_storage, resolve_tracking_uri, sqlite_path
 
 BETWEEN_STORES = ("its process stopped after MLflow recorded the trial but before Optuna did; Optuna failed the "
@@ -86,8 +87,8 @@ def _optuna_trials(study_name: str, storage_url: str, repair: bool, findings: li
 def _stale_numbers(study: optuna.Study, rdb) -> set[int]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ids = set(rdb._get_stale_trial_ids(study._study_id)) if rdb.get_heartbeat_interval() else set()
-    return {t.number for t in study.get_trials(deepcopy=False) if t._trial_id in ids}
+        ids = stale_trial_ids(rdb, study) if rdb.get_heartbeat_interval() else set()
+    return {t.number for t in study.get_trials(deepcopy=False) if trial_id_of(t) in ids}
 
 
 def check_study(study_name: str, storage: str | None = None, tracking_uri: str | None = None,

@@ -215,8 +215,9 @@ def open_storage(url: str, create: bool = True, on_stale_trial=None) -> optuna.s
 def preload_storage_code() -> None:
     """Import the code Optuna opens an RDB storage with, without opening one: for a `--jobs` worker,
     while its parent creates the storage."""
-    with contextlib.suppress(ImportError):  # a module Optuna renamed: it is imported when used
-        import optuna.storages._rdb.models  # noqa: F401
+    from study.store.optuna_private import import_rdb_storage_code
+
+    import_rdb_storage_code()
 
 
 def store_problem(what: str, url: str, err: BaseException) -> str:

@@ -91,12 +91,13 @@ def new_sqlite_store(path: Path) -> None:
     try:
         if not template.exists():
             import sqlalchemy
-            from mlflow.store.db.utils import _initialize_tables  # what MLflow runs on a new database
+
+            from study.store.mlflow_private import create_tables
 
             folder.mkdir(parents=True, exist_ok=True)
             engine = sqlalchemy.create_engine(f"sqlite:///{making}")
             try:
-                _initialize_tables(engine)
+                create_tables(engine)
             finally:
                 engine.dispose()
             os.replace(making, template)
