@@ -12,9 +12,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import study.train.data
-from study.spec.sweep_file import load_sweep, parse_config
-from study.reporting.build import ReportError, build_report, load_trials
+from study.reporting.build import build_report
+from study.reporting.load import ReportError, load_trials
 from study.search.sweep import run_sweep
+from study.spec.sweep_file import load_sweep, parse_config
 from study.store.tracking import SweepTracker
 
 CLASSIFICATION_FIGURES = ("isolation", "distribution", "two_way", "objective_vs_params", "learning_curves",
@@ -338,7 +339,7 @@ def test_epoch_history_is_one_tidy_row_per_trial_and_epoch(digits, tmp_path):
     from typer.testing import CliRunner
 
     from study.app.cli import app
-    from study.reporting.build import epoch_history
+    from study.reporting.load import epoch_history
 
     history = epoch_history("report-digits", digits["tracking_uri"])
     assert list(history.columns) == ["study", "trial", "cell", "units", "depth", "state", "epoch", "loss",

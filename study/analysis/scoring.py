@@ -5,7 +5,7 @@ The sweep's closing summary, `study show`, `study replicate`, `study report` and
 all pick "the best trial per value" through `best_per_value`, so they always name the same trial:
 the completed trial with the best score, the lowest trial number among equal scores. Pure
 functions of DataFrames with one row per trial (`study.store.trials.trials_table` from Optuna, or
-`study.reporting.build.load_trials` from MLflow: both have `trial`, `state` and `best_<metric>`).
+`study.reporting.load.load_trials` from MLflow: both have `trial`, `state` and `best_<metric>`).
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ def trials(study_name: str, storage: str | None = None):
 
 def history(study_name: str, tracking_uri: str | None = None):
     """Every trial's per-epoch metrics as one tidy DataFrame (the table of `study history --csv`)."""
-    from study.reporting.build import epoch_history
+    from study.reporting.load import epoch_history
 
     return epoch_history(study_name, tracking_uri)
 

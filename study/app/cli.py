@@ -305,7 +305,7 @@ def history(
     tracking_uri: Optional[str] = TrackingOption,
 ) -> None:
     """Every trial's per-epoch metrics as one tidy CSV (study, trial, cell, epoch, each metric)."""
-    from study.reporting.build import epoch_history
+    from study.reporting.load import epoch_history
 
     with exit_codes():
         table = epoch_history(study_name, tracking_uri)

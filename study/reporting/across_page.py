@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 
 from study.analysis import across
-
-from study.reporting import figures
-from study.reporting.build import ReportError, ReportResult, build_report, render_html, render_markdown
+from study.reporting import across_figures, figures
+from study.reporting.build import ReportResult, build_report
+from study.reporting.load import ReportError
+from study.reporting.page import render_html, render_markdown
 from study.reporting.tables import formatted, write_table
 
 
@@ -81,9 +82,9 @@ def build_across_report(
         files += write_table(frame, out / "tables", stem)
     formats = (formats.split(",") if isinstance(formats, str) else list(formats))
     with figures.theme():
-        files += figures.save(figures.interval_plot(iqms, by, "iqm", "IQM of normalized scores (0 = chance, 1 = best possible)"),
+        files += figures.save(across_figures.interval_plot(iqms, by, "iqm", "IQM of normalized scores (0 = chance, 1 = best possible)"),
                               out / "figures", "iqm", tuple(formats))
-        files += figures.save(figures.improvement_plot(improvement), out / "figures", "improvement", tuple(formats))
+        files += figures.save(across_figures.improvement_plot(improvement), out / "figures", "improvement", tuple(formats))
     blocks = _page(studies, by, tasks, table, ranked, iqms, improvement, verdict, formats)
     for name, text in (("report.md", render_markdown(blocks)), ("report.html", render_html(blocks, out))):
         (out / name).write_text(text)

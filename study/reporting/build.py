@@ -6,59 +6,52 @@ rounded numbers (`study.reporting.tables`); the figures of `study.reporting.figu
 `report.md` and `report.html`, which put them together with captions, the sweep's fixed settings as
 caveats, and warnings where the data calls for them. Everything is read from MLflow through `study.store.tracking`, except
 hyperparameter importance, which Optuna computes from the study's storage through `study.store.trials`;
-so a report can always be re-run. It is logged back to the study's parent run. `load_trials`,
-`two_way_table` and `study.analysis.scoring.best_per_value` return the same tables as DataFrames for notebooks.
+so a report can always be re-run. It is logged back to the study's parent run. The study is read
+by `study.reporting.load`, the page's words come from `study.reporting.text` and it is rendered by
+`study.reporting.page`. `study.reporting.load.load_trials`, `two_way_table` and
+`study.analysis.scoring.best_per_value` return the same tables as DataFrames for notebooks.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import math
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-import numpy as np
 import pandas as pd
-import yaml
-
-from study.spec.errors import StudyError
-from study.reporting import figures
-
-from study.reporting import figure_data as report_figures
 
 from study.analysis import stats
-
-from study.store import tracking
 from study.analysis import verdict as verdict_rules
-from study.spec.base import ConfigError
-from study.spec.hyperparameters import HYPERPARAMETERS
-from study.spec.settings import STORAGE_ENV
-from study.spec.sweep_file import SweepConfig, load_sweep, metric_direction, parse_config
-from study.store.trials import in_trial_order, param_importances, trials_table
 from study.analysis.scoring import (
     best_per_value, best_summary_columns, direction_of, score_column, value_order, varying_params,
 )
-from study.store.locations import StudyNotFound, mask_password, resolve_storage, resolve_tracking_uri
+from study.reporting import figures
+from study.reporting import figure_data as report_figures
+from study.reporting.load import (
+    ReportError, TrackedStudy, agree_with_optuna, importance_storage, open_study, replicate_trials,
+)
+from study.reporting.page import render_html, render_markdown
 from study.reporting.tables import formatted, markdown_table, write_table
+from study.reporting.text import (
+    VERDICT_RULE, budget_text, caveats, data_sizes, data_warnings, distinct_draws, metric_text, table_links,
+)
+from study.spec.base import ConfigError
+from study.spec.hyperparameters import HYPERPARAMETERS
+from study.spec.sweep_file import SweepConfig, load_sweep
+from study.store import tracking
+from study.store.locations import StudyNotFound, mask_password, resolve_tracking_uri
+from study.store.trials import param_importances
 
-SUMMARY_METRICS = ("param_count", "seconds_per_epoch", "train_seconds", "best_epoch", "pruned_at_epoch")
-INTEGER_METRICS = {"param_count", "best_epoch", "pruned_at_epoch"}
+
 EVALUATORS = {"fANOVA": "fanova", "PED-ANOVA": "ped-anova"}  # shown name -> study.store.trials' name
-FEW_TRIALS = 5  # fewer completed trials than this per compared value: the best is a rough estimate
-EDGE = 0.05  # a best value within 5% of a range's end (log-scaled where searched on a log scale)
 TOP = 3  # the isolation plot's spread: range of the top trials (until replicate seeds exist)
+
+
 MAX_MODELS = 4  # best models rerun on the test set for the task figure
-
-
-class ReportError(StudyError):
-    """A report that cannot be made (unknown or empty study, bad option); nothing was written."""
 
 
 @dataclass
@@ -95,155 +88,6 @@ class ReportResult:
 
 
 # --------------------------------------------------------------------------- reading the store
-
-
-def load_trials(study_name: str, tracking_uri: str | None = None, notes: list[str] | None = None) -> pd.DataFrame:
-    """One row per trial run of a study in MLflow, with the columns of `study show --csv` (read
-    from Optuna) in the same order (`study.store.trials.in_trial_order`): trial, state, score
-    (`best_<metric>`), `test_*`, every hyperparameter (typed), size and speed, seed, fail_reason,
-    mlflow_run_id. A trial with several runs (an Optuna store that was emptied and the study run
-    again) keeps its latest one; `notes` gets a line naming the others."""
-    try:
-        uri = resolve_tracking_uri(tracking_uri)
-    except ConfigError as err:
-        raise ReportError(str(err)) from None
-    _require_store(uri)
-    runs = tracking.load_runs(uri, study_name, "trial")
-    if runs.empty:
-        if tracking.experiment_id(uri, study_name) is None:
-            raise ReportError(f"no study named {study_name!r} in the MLflow store {mask_password(uri)}; "
-                              "run `study sweep` first, or pass --tracking-uri")
-        raise ReportError(f"study {study_name!r} has no trial runs yet: nothing to report")
-    return _trials_frame(_one_run_per_trial(runs, study_name, notes if notes is not None else []))
-
-
-def _one_run_per_trial(runs: pd.DataFrame, study_name: str, notes: list[str]) -> pd.DataFrame:
-    latest = runs.sort_values("start_time").drop_duplicates(subset="tags.trial_number", keep="last")
-    extra = runs[~runs["run_id"].isin(latest["run_id"])]
-    if not extra.empty:
-        trials = sorted({int(t) for t in extra["tags.trial_number"]})
-        notes.append(f"{len(extra)} trial run(s) in MLflow repeat trial(s) {', '.join(map(str, trials))} "
-                     f"(runs {', '.join(extra['run_id'])}); the report uses each trial's latest run. "
-                     f"`study doctor {study_name}` says which run Optuna recorded, and --repair sets the others aside")
-    return latest
-
-
-EPOCH_METRICS = ("loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae")
-
-
-def epoch_history(study_name: str, tracking_uri: str | None = None) -> pd.DataFrame:
-    """Every trial's per-epoch metrics as one tidy DataFrame, for your own notebooks and plots:
-    one row per (trial, epoch) with study, trial, cell, units, depth, state, epoch (from 1) and a
-    column per logged metric (loss, val_loss, and accuracy / val_accuracy or mae / val_mae).
-
-        from study.reporting.build import epoch_history
-        epoch_history("quick")   # `study history quick --csv history.csv` writes the same table
-    """
-    trials = load_trials(study_name, tracking_uri)
-    uri = resolve_tracking_uri(tracking_uri)
-    long = tracking.load_histories(uri, list(trials["mlflow_run_id"]), list(EPOCH_METRICS))
-    wide = long.pivot_table(index=["run_id", "epoch"], columns="key", values="value", aggfunc="last").reset_index()
-    described = [c for c in ("trial", "cell", "units", "depth", "state") if c in trials]
-    table = trials[[*described, "mlflow_run_id"]].merge(wide, left_on="mlflow_run_id", right_on="run_id")
-    metrics = [m for m in EPOCH_METRICS if m in table]
-    table = table.assign(study=study_name)[["study", *described, "epoch", *metrics]]
-    return table.astype({"epoch": int}).sort_values(["trial", "epoch"]).reset_index(drop=True)
-
-
-def _require_store(uri: str) -> None:
-    # Opening a missing SQLite file would create an empty store: a report must write nothing.
-    path = tracking.sqlite_path(uri)
-    if path is not None and not path.exists():
-        raise ReportError(f"no MLflow store at {path} (run `study sweep <file>` first, or pass --tracking-uri)")
-
-
-def _trials_frame(runs: pd.DataFrame) -> pd.DataFrame:
-    columns: dict[str, Any] = {
-        "trial": pd.to_numeric(runs["tags.trial_number"]).astype(int),
-        "state": _column(runs, "tags.state").fillna("RUNNING"),
-    }
-    for name, dim in HYPERPARAMETERS.items():
-        if f"params.{name}" in runs:
-            columns[name] = _typed(runs[f"params.{name}"], dim.kind)
-    metrics = [c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics.")]
-    scores = sorted(m for m in metrics if m.startswith("best_") and m != "best_epoch")
-    for metric in scores + sorted(m for m in metrics if m.startswith("test_")) + list(SUMMARY_METRICS):
-        values = pd.to_numeric(_column(runs, f"metrics.{metric}"))
-        columns[metric] = values.round().astype("Int64") if metric in INTEGER_METRICS else values.astype(float)
-    columns["seed"] = pd.to_numeric(_column(runs, "tags.seed")).astype("Int64")
-    columns["fail_reason"] = _column(runs, "tags.fail_reason")
-    columns["mlflow_run_id"] = runs["run_id"]
-    return in_trial_order(pd.DataFrame(columns).sort_values("trial").reset_index(drop=True))
-
-
-def _column(runs: pd.DataFrame, name: str) -> pd.Series:
-    return runs[name] if name in runs else pd.Series([None] * len(runs), index=runs.index, dtype=object)
-
-
-def _typed(values: pd.Series, kind: str) -> pd.Series:
-    """MLflow stores params as strings; give them back their hyperparameter's type."""
-    if kind == "bool":
-        return values.map({"True": True, "False": False})
-    if kind == "int":
-        numbers = pd.to_numeric(values)
-        return numbers.astype(int) if numbers.notna().all() else numbers.astype("Int64")
-    if kind == "float":
-        return pd.to_numeric(values).astype(float)
-    return values.astype(object)
-
-
-@dataclass
-class _Study:
-    """What a report needs to know about a study besides its trials."""
-
-    name: str
-    tracking_uri: str
-    trials: pd.DataFrame
-    parent: dict[str, Any]  # the parent run's row of tracking.load_runs, {} if there is none
-    config: SweepConfig | None  # the resolved sweep definition the parent run recorded
-    metric: str
-    direction: str
-    notes: list[str] = field(default_factory=list)  # what the MLflow store itself says is off (duplicate runs)
-
-    @property
-    def score(self) -> str:
-        return f"best_{self.metric}"
-
-    @property
-    def kind(self) -> str:
-        if self.config is not None:
-            return self.config.task.kind
-        return "regression" if "test_mae" in self.trials else "multiclass"
-
-
-def _open_study(name: str, tracking_uri: str, sweep_config: SweepConfig | None) -> _Study:
-    notes: list[str] = []
-    trials = load_trials(name, tracking_uri, notes)
-    parents = tracking.load_runs(tracking_uri, name, "parent")
-    parent = parents.iloc[0].to_dict() if not parents.empty else {}
-    config = _recorded_config(tracking_uri, parent) or sweep_config
-    scores = [c for c in trials if c.startswith("best_") and c != "best_epoch"]
-    metric = parent.get("tags.metric") or (config.objective.metric if config else None) or (
-        scores[0].removeprefix("best_") if scores else "val_accuracy")
-    direction = config.objective.direction if config else metric_direction(metric)
-    if f"best_{metric}" not in trials:
-        trials[f"best_{metric}"] = np.nan  # no trial completed yet
-    return _Study(name, tracking_uri, trials, parent, config, metric, direction, notes)
-
-
-def _recorded_config(tracking_uri: str, parent: dict[str, Any]) -> SweepConfig | None:
-    """The sweep definition the parent run logged (`config.yaml`), or None if it cannot be read."""
-    if not parent:
-        return None
-    with tempfile.TemporaryDirectory() as folder:
-        try:
-            path = tracking.download_artifact(tracking_uri, parent["run_id"], "config.yaml", folder)
-            return parse_config(yaml.safe_load(path.read_text()), source="the parent run's config.yaml")
-        except Exception:  # noqa: BLE001 - a missing or outdated artifact: fall back to the sweep file
-            return None
-
-
-# --------------------------------------------------------------------------- tables
 
 
 def two_way_table(trials: pd.DataFrame, rows: str, columns: str, score: str | None = None,
@@ -295,13 +139,13 @@ def build_report(
         raise ReportError(str(err)) from None
     formats = _check_formats(formats)
     say("reading the study's runs from MLflow")
-    study = _open_study(sweep_config.name if sweep_config else str(target), tracking_uri, sweep_config)
+    study = open_study(sweep_config.name if sweep_config else str(target), tracking_uri, sweep_config)
     dimensions = _compared(study, compare)
     try:
-        storage = _importance_storage(storage, sweep_config, study.parent)
+        storage = importance_storage(storage, sweep_config, study.parent)
     except ConfigError as err:
         raise ReportError(str(err)) from None
-    _agree_with_optuna(study, storage)
+    agree_with_optuna(study, storage)
     out = Path(out) if out is not None else Path("reports") / study.name
     if out.exists() and not out.is_dir():
         raise ReportError(f"--out {out}: is a file, not a folder; give a folder for the report")
@@ -323,7 +167,7 @@ def _check_formats(formats: str | tuple[str, ...]) -> tuple[str, ...]:
     return formats
 
 
-def _compared(study: _Study, compare: list[str] | None) -> list[str]:
+def _compared(study: TrackedStudy, compare: list[str] | None) -> list[str]:
     """The dimensions to compare: as asked, else the study's scientific hyperparameters, else cell."""
     if compare:
         dimensions = list(compare)
@@ -340,43 +184,6 @@ def _compared(study: _Study, compare: list[str] | None) -> list[str]:
     return dimensions
 
 
-def _agree_with_optuna(study: _Study, storage: str) -> None:
-    """Where the Optuna study can be read, a trial counts as finished only if both stores say so:
-    a trial whose states differ takes Optuna's (what `study show` says), and a note names it."""
-    try:
-        optuna_states = trials_table(study.name, storage).set_index("trial")["state"]
-    except Exception:  # noqa: BLE001 - no Optuna study here: the importance section says so
-        return
-    trials = study.trials
-    mlflow_states = trials.set_index("trial")["state"]
-    differ = [(t, mlflow_states[t], optuna_states[t]) for t in mlflow_states.index
-              if t in optuna_states.index and mlflow_states[t] != optuna_states[t]]
-    if not differ:
-        return
-    for number, _, state in differ:
-        trials.loc[trials["trial"] == number, "state"] = state
-    study.notes.append(
-        f"MLflow and Optuna disagree on {len(differ)} trial(s) ("
-        + "; ".join(f"trial {t}: MLflow {m}, Optuna {o}" for t, m, o in differ)
-        + "): the report takes Optuna's state, as `study show` does; "
-        f"`study doctor {study.name}` says why, and --repair fixes what it safely can")
-
-
-def _importance_storage(flag: str | None, sweep_config: SweepConfig | None, parent: dict[str, Any]) -> str:
-    """Flag, environment or sweep file as for a sweep; else the storage the parent run recorded."""
-    chosen = flag or os.environ.get(STORAGE_ENV) or (sweep_config.storage if sweep_config else None)
-    recorded = parent.get("tags.optuna_storage")
-    if not chosen and isinstance(recorded, str) and "***" not in recorded:  # a masked password is unusable
-        chosen = recorded
-    return resolve_storage(chosen, sweep_config)
-
-
-VERDICT_RULE = (
-    "How the verdict is reached: the strongest evidence the study has decides (replicates, then paired draws); "
-    "a value wins only if it beats every other value on it (Holm-adjusted p < 0.05 and a 95% interval excluding "
-    "zero) and no other tested evidence puts another value first. The best single trials alone never decide: a "
-    "maximum over noisy trials has no uncertainty of its own.")
-
 TABLE_STEMS = ("best", "two_way", "trials", "replicates", "comparisons", "paired", "paired_comparisons")
 FIGURE_STEMS = ("isolation", "distribution", "two_way", "objective_vs_params", "learning_curves", "cost",
                 "importance", "confusion_matrix", "actual_vs_predicted")
@@ -385,7 +192,7 @@ FIGURE_STEMS = ("isolation", "distribution", "two_way", "objective_vs_params", "
 class _Builder:
     """Writes one report: tables, figures, then the page that collects them with the warnings."""
 
-    def __init__(self, study: _Study, dimensions: list[str], storage: str, out: Path,
+    def __init__(self, study: TrackedStudy, dimensions: list[str], storage: str, out: Path,
                  formats: tuple[str, ...], say: Callable[[str], None]):
         self.study, self.storage, self.out, self.formats, self.say = study, storage, out, formats, say
         trials, config = study.trials, study.config
@@ -399,7 +206,7 @@ class _Builder:
             trials=trials, best=best,
             two_way=None if secondary is None else two_way_table(
                 trials, primary, secondary, study.score, study.direction, config),
-            score=study.score, score_label="best " + _metric_text(study.metric, study.kind),
+            score=study.score, score_label="best " + metric_text(study.metric, study.kind),
             maximize=study.direction == "maximize", kind=study.kind, primary=primary, secondary=secondary,
             order=order, config=config, tracking_uri=study.tracking_uri,
             warnings=data_warnings(study, primary, best),
@@ -528,7 +335,7 @@ class _Builder:
         blocks += [("h2", f"Best trial per {data.primary}"), ("table", formatted(data.best)),
                    ("p", f"Score and test metrics of the best completed trial of each {data.primary} value (test "
                          "metrics at its best epoch; the test set is never used for selection), the hyperparameters "
-                         "that vary, and the trial counts. " + _links("best"))]
+                         "that vary, and the trial counts. " + table_links("best"))]
         blocks.append(("p", budget_text(study, data.primary)))
         blocks += self._paired_blocks()
         blocks += self._replicate_blocks()
@@ -541,7 +348,7 @@ class _Builder:
             blocks += [("h2", f"`{study.metric}` per {data.primary} and {data.secondary}"),
                        ("table", formatted(data.two_way)),
                        ("p", f"Trials, completed trials (n), and the mean and best score of the completed trials of "
-                             f"each combination. {fair} " + _links("two_way"))]
+                             f"each combination. {fair} " + table_links("two_way"))]
         blocks.append(("h2", "Figures"))
         shown = next((f for f in ("png", "svg", "jpg", "jpeg", "webp") if f in self.formats), None)
         for number, (stem, title, caption) in enumerate(self.figures, 1):
@@ -551,7 +358,7 @@ class _Builder:
             files = " · ".join(f"[{f.upper()}](figures/{stem}.{f})" for f in self.formats)
             blocks.append(("p", f"{caption} Files: {files}."))
         blocks += [("h2", "All trials"), ("p", f"{len(study.trials)} trials, one row each: the data behind every figure, "
-                                               f"failed trials with their reason. {_links('trials')}")]
+                                               f"failed trials with their reason. {table_links('trials')}")]
         return blocks
 
     def _compared_text(self) -> str:
@@ -575,19 +382,19 @@ class _Builder:
         return [
             ("h2", f"Paired draws: every {primary} on the same nuisance values"),
             ("p", f"{len(self.paired)} draws were trained with identical nuisance values for every {primary}; one "
-                  f"row per draw with its nuisance values and each {primary}'s score. " + _links("paired")),
+                  f"row per draw with its nuisance values and each {primary}'s score. " + table_links("paired")),
             ("table", formatted(self.paired)),
             ("h3", "Draw by draw"),
             ("ul", wins),
             ("p", "Mean paired difference with a 95% t-interval, wins per pair, and the two-sided Wilcoxon "
-                  "signed-rank test, p-values adjusted over the pairs with Holm's method. " + _links("paired_comparisons")),
+                  "signed-rank test, p-values adjusted over the pairs with Holm's method. " + table_links("paired_comparisons")),
         ]
 
     def _caveats(self) -> list[str]:
         """The fixed settings every comparison holds under, and what the evidence does not cover."""
         study = self.study
         return caveats(study, replicated=self.replicate_summary is not None,
-                       sizes=_data_sizes(study.config), importance_draws=_distinct_draws(study, self.data.primary))
+                       sizes=data_sizes(study.config), importance_draws=distinct_draws(study, self.data.primary))
 
     def _replicate_blocks(self) -> list[tuple]:
         primary, score = self.data.primary, self.study.score
@@ -603,11 +410,11 @@ class _Builder:
             ("table", formatted(self.replicate_summary)),
             ("p", f"The best configuration of each {primary} retrained with new seeds (the search trial itself is "
                   f"left out: it was selected as the best, so its score is biased upward). Mean, standard deviation "
-                  f"and a 95% t-interval of `{score}`; parameter count beside each value. " + _links("replicates")),
+                  f"and a 95% t-interval of `{score}`; parameter count beside each value. " + table_links("replicates")),
             ("h3", "Pairwise differences"),
             ("ul", lines) if lines else ("p", "Fewer than two replicates per value: no test is possible."),
             ("p", "Welch's t-test (unequal variances) on the replicate scores, p-values adjusted for the number "
-                  "of pairs with Holm's step-down method. " + _links("comparisons")),
+                  "of pairs with Holm's step-down method. " + table_links("comparisons")),
         ]
 
     def _description(self) -> str:
@@ -632,15 +439,6 @@ class _Builder:
         return run_id
 
 
-def replicate_trials(study_name: str, tracking_uri: str) -> pd.DataFrame:
-    """The finished replicate runs of a study (see `study replicate`), one row each like `load_trials`."""
-    runs = tracking.load_runs(tracking_uri, study_name, role="replicate")
-    if runs.empty:
-        return pd.DataFrame()
-    frame = _trials_frame(runs)
-    return frame[(frame["state"] == "COMPLETE") & (runs.set_index(frame.index)["status"] == "FINISHED")]
-
-
 def replicate_statistics(replicates: pd.DataFrame, by: str, score: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """Per-value summary (n, mean, sd, 95% CI, parameter count) and Holm-adjusted pairwise tests."""
     if replicates.empty or by not in replicates or score not in replicates:
@@ -649,216 +447,3 @@ def replicate_statistics(replicates: pd.DataFrame, by: str, score: str) -> tuple
     sizes = replicates.groupby(by)["param_count"].median().rename("param_count").reset_index()
     summary = summary.merge(sizes, on=by)
     return summary, stats.pairwise(replicates, by, score)
-
-
-def budget_text(study: _Study, primary: str) -> str:
-    """How the trial budget was split over the compared values (the fairness of the comparison)."""
-    config = study.config
-    counts = study.trials[study.trials["state"].isin(["COMPLETE", "PRUNED"])].groupby(primary).size()
-    per_value = ", ".join(f"{value} {count}" for value, count in counts.items())
-    if config is None:
-        return f"Finished trials per {primary}: {per_value}."
-    if config.uses_equal_budget:
-        return (f"Budget: equal. Each {primary} value got the same number of trials and its own {config.sampler} "
-                f"sampler (seed {config.seed}) over the same nuisance space, so no value was starved by an adaptive "
-                f"sampler; finished trials per {primary}: {per_value}.")
-    how = "an explicit grid" if config.sampler == "grid" else (
-        "explicit configurations" if config.configurations else f"one shared {config.sampler} sampler")
-    return f"Budget: {how} chose the {primary} values; finished trials per {primary}: {per_value}."
-
-
-def _links(stem: str) -> str:
-    return "Files: " + " · ".join(f"[{ext.upper()}](tables/{stem}.{ext})" for ext in ("csv", "md", "tex")) + "."
-
-
-def _metric_text(metric: str, kind: str) -> str:
-    if metric.endswith("accuracy"):
-        return "validation accuracy (fraction correct)"
-    if metric.endswith("mae"):
-        return "validation MAE (target units)"
-    return "validation loss (MSE)" if kind == "regression" else "validation loss (cross-entropy)"
-
-
-# --------------------------------------------------------------------------- warnings and caveats
-
-
-def data_warnings(study: _Study, by: str, best: pd.DataFrame) -> list[str]:
-    """What a reader must know before trusting the comparison: gaps, failures, thin data, edges."""
-    trials, config, warnings = study.trials, study.config, list(study.notes)
-    hp = config.hyperparameters.get(by) if config else None
-    missing = [v for v in (hp.choices or ()) if v not in set(trials[by])] if hp else []
-    if missing:
-        warnings.append(f"no trial ran with {by} = {', '.join(map(str, missing))} (a partial sweep, or values the "
-                        "sampler never drew): they are missing from every table and figure")
-    target = pd.to_numeric(study.parent.get("tags.target_trials"), errors="coerce")
-    finished = int(trials["state"].isin(["COMPLETE", "PRUNED"]).sum())
-    if pd.notna(target) and finished < target:
-        warnings.append(f"partial sweep: {finished} of {int(target)} trials finished; resume it with "
-                        "`study sweep <file>` and re-run this report")
-    running = int((trials["state"] == "RUNNING").sum())
-    if running:
-        warnings.append(f"{running} trial(s) still RUNNING (or their process died unrecorded): left out")
-    for _, row in best.iterrows():
-        if row["complete"] == 0:
-            warnings.append(f"no completed trial for {by} = {row[by]} ({row['trials']} trial(s): "
-                            f"{row['failed']} failed, {row['pruned']} pruned)")
-        elif row["failed"] > row["trials"] / 2:
-            warnings.append(f"most trials with {by} = {row[by]} failed ({row['failed']} of {row['trials']}): its "
-                            "best value may be a lucky survivor; see fail_reason in tables/trials.csv")
-    few = [f"{row[by]} ({row['complete']})" for _, row in best.iterrows() if 0 < row["complete"] < FEW_TRIALS]
-    if few:
-        warnings.append(f"fewer than {FEW_TRIALS} completed trials for {by} = {', '.join(few)}: "
-                        "a best value from so few trials is a rough estimate")
-    if len(best) == 1:
-        warnings.append(f"only one value of {by} was tried: there is nothing to compare")
-    return warnings + edge_warnings(study, by, best)
-
-
-def edge_warnings(study: _Study, by: str, best: pd.DataFrame) -> list[str]:
-    """Best trials whose value of a searched range lies at its end: the optimum may be outside it."""
-    if study.config is None:
-        return []
-    trials = study.trials.set_index("trial")
-    warnings = []
-    for _, row in best.dropna(subset=["trial"]).iterrows():
-        for name, hp in study.config.searched.items():
-            if hp.low is None or hp.high is None or hp.high <= hp.low or name not in trials:
-                continue
-            value = trials.loc[row["trial"], name]
-            scale = math.log if hp.log else float
-            position = (scale(value) - scale(hp.low)) / (scale(hp.high) - scale(hp.low))
-            if position <= EDGE or position >= 1 - EDGE:
-                side = "lower" if position < 0.5 else "upper"
-                warnings.append(f"the best trial for {by} = {row[by]} (trial {row['trial']}) has `{name}` = "
-                                f"{value:.4g}, at the {side} edge of the searched range [{hp.low:g}, {hp.high:g}]: "
-                                "the best setting may lie outside it; consider widening the range")
-    return warnings
-
-
-def caveats(study: _Study, replicated: bool = False, sizes: dict[str, int] | None = None,
-            importance_draws: tuple[int, int] | None = None) -> list[str]:
-    """The sweep's fixed settings (every comparison in the report holds only under them) and what
-    the evidence does not cover: replicates or not, pruning or not, data sizes."""
-    config = study.config
-    if config is None:
-        return ["the parent run holds no sweep definition: epochs, batch size, data split and sampler are unknown"]
-    task = ", ".join(f"{k}={v}" for k, v in config.task.model_dump(exclude={"name"}).items() if v is not None)
-    fixed = ", ".join(f"{k}={v}" for k, v in config.fixed_params().items())
-    pruned = int((study.trials["state"] == "PRUNED").sum())
-    stopping = ("no early stopping: every trial trains every epoch" if config.pruner.name == "none" else
-                f"a {config.pruner.name} pruner stopped {pruned} trial(s) early; pruned trials are never a best "
-                "trial, but their budgets were cut")
-    split = ("unknown here (the task's data could not be loaded on this machine)" if not sizes else
-             f"{sizes['train']} training, {sizes['validation']} validation and {sizes['test']} test examples")
-    lines = [
-        f"Epochs: {config.epochs} per trial; {stopping}. A trial's score is its best `{study.metric}` over its "
-        "epochs; its test metrics are measured once, with that epoch's weights.",
-        f"Batch size: {config.batch_size}.",
-        f"Data: task `{config.task.name}` ({task}); {split}; the test set is never used for selection.",
-        f"Sampler: {config.sampler}, seed {config.seed}; each trial trains from a seed derived from "
-        "(sweep seed, trial number).",
-        f"Fixed hyperparameters: {fixed or 'none'}.",
-    ]
-    if replicated:
-        lines.append("Replicates: the best configuration of each value was retrained with new seeds (see "
-                     "Replicates); other differences rest on one training run per trial.")
-    else:
-        lines.append("One training run per trial and no replicate seeds yet: differences smaller than the spread of "
-                     "the top trials are not evidence.")
-    if importance_draws is not None:
-        trials, draws = importance_draws
-        lines.append(f"Hyperparameter importance rests on {trials} completed trials with {draws} distinct nuisance "
-                      "draws (values of the hyperparameters other than the compared one)" + (
-                          ": with so few draws, read its ranking as rough." if draws < 20 else "."))
-    return lines
-
-
-def _data_sizes(config: SweepConfig | None) -> dict[str, int] | None:
-    """Train, validation and test sizes of the study's task, or None where it cannot be loaded here."""
-    if config is None:
-        return None
-    from study.train.data import load_task  # cached per process; the confusion-matrix figure loads it too
-
-    try:
-        data = load_task(config.task)
-    except Exception:  # noqa: BLE001 - e.g. MNIST offline: the caveat says the sizes are unknown
-        return None
-    return {"train": len(data.x_train), "validation": len(data.x_val), "test": len(data.x_test)}
-
-
-def _distinct_draws(study: _Study, primary: str) -> tuple[int, int] | None:
-    """(completed trials, distinct nuisance draws among them): what the importance figure rests on."""
-    searched = list(study.config.searched) if study.config else varying_params(study.trials)
-    done = study.trials[study.trials["state"] == "COMPLETE"]
-    columns = [p for p in searched if p != primary and p in done]
-    if not columns or done.empty:
-        return None
-    return len(done), len(done[columns].astype(str).drop_duplicates())
-
-
-# --------------------------------------------------------------------------- report.md and report.html
-
-HTML_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; line-height: 1.45; }}
-img {{ max-width: 100%; }} code {{ background: #f3f3f3; padding: 0 .2em; }}
-table {{ border-collapse: collapse; font-size: .82em; margin: 1em 0; display: block; overflow-x: auto; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: .2em .4em; text-align: right; }}
-th {{ white-space: normal; overflow-wrap: anywhere; vertical-align: bottom; }} td {{ white-space: nowrap; }}
-th {{ border-bottom: 2px solid #999; }}
-</style></head><body>
-{body}
-</body></html>
-"""
-
-
-def render_markdown(blocks: list[tuple]) -> str:
-    parts = []
-    for kind, *payload in blocks:
-        if kind in ("h1", "h2", "h3"):
-            parts.append("#" * int(kind[1]) + " " + payload[0])
-        elif kind == "p":
-            parts.append(payload[0])
-        elif kind == "ul":
-            parts.append("\n".join(f"- {item}" for item in payload[0]))
-        elif kind == "img":
-            parts.append(f"![{payload[1]}]({payload[0]})")
-        elif kind == "table":
-            parts.append(markdown_table(payload[0]))
-    return "\n\n".join(parts) + "\n"
-
-
-def render_html(blocks: list[tuple], folder: Path | None = None) -> str:
-    """The page as one HTML file; with `folder`, its figures embedded (data: URLs), so the page shows
-    them wherever it is opened: a browser, MLflow's artifact viewer, an e-mail attachment."""
-    body = []
-    for kind, *payload in blocks:
-        if kind in ("h1", "h2", "h3"):
-            body.append(f"<{kind}>{_inline_html(payload[0])}</{kind}>")
-        elif kind == "p":
-            body.append(f"<p>{_inline_html(payload[0])}</p>")
-        elif kind == "ul":
-            body.append("<ul>" + "".join(f"<li>{_inline_html(item)}</li>" for item in payload[0]) + "</ul>")
-        elif kind == "img":
-            body.append(f'<figure><img src="{_embedded(folder, payload[0])}" alt="{html.escape(payload[1])}"></figure>')
-        elif kind == "table":
-            body.append(payload[0].to_html(index=False, border=0, escape=True))
-    title = next(payload[0] for kind, *payload in blocks if kind == "h1")
-    return HTML_PAGE.format(title=html.escape(title), body="\n".join(body))
-
-
-def _embedded(folder: Path | None, link: str) -> str:
-    path = folder / link if folder is not None else None
-    if path is None or not path.is_file():
-        return html.escape(link)
-    kind = {"svg": "svg+xml", "jpg": "jpeg"}.get(path.suffix.lstrip("."), path.suffix.lstrip("."))
-    return f"data:image/{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
-
-
-def _inline_html(text: str) -> str:
-    """The little Markdown the report's own text uses: `code`, **bold** and [links](href)."""
-    text = html.escape(text, quote=False)
-    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-    text = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
-    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', text)

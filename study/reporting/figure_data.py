@@ -20,10 +20,8 @@ from matplotlib.figure import Figure
 from study.store import tracking
 from study.spec.hyperparameters import HYPERPARAMETERS
 from study.spec.sweep_file import SweepConfig
-from study.reporting.figures import (
-    _cell_first, actual_vs_predicted, confusion_matrices, cost, distribution, importance, isolation, learning_curves,
-    objective_vs_params, palette, two_way,
-)
+from study.reporting.figures import _cell_first, cost, distribution, isolation, objective_vs_params, palette, two_way
+from study.reporting.model_figures import actual_vs_predicted, confusion_matrices, importance, learning_curves
 
 
 @dataclass
