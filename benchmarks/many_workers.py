@@ -277,8 +277,8 @@ def _scripted_training(seconds: float, trained: list):
     """A `train_and_evaluate` with the real one's contract that sleeps `seconds` instead of training."""
     import math
 
-    from study.train.models import parameter_count
-    from study.train.fit import TrainingResult, model_spec
+    from study.train.fit import TrainingResult
+    from study.train.sizes import model_spec, parameter_count
 
     def train(data, params, *, epochs, batch_size, seed, metric, direction, on_epoch=None, should_prune=None,
               jit_compile="auto"):

@@ -152,7 +152,7 @@ def main() -> None:
 
     from study.spec.sweep_file import load_sweep
     from study.train.data import load_task
-    from study.search.trial import trial_seed
+    from study.spec.seeds import trial_seed
     imports = time.perf_counter() - load_started
 
     folder = Path(tempfile.mkdtemp(prefix="overhead-benchmark-"))

@@ -74,7 +74,8 @@ def synthetic_trial(rng: np.random.Generator) -> tuple[dict, str, list[float]]:
 def fill(tracking_uri: str, storage: str, trials: int, seed: int = 0) -> None:
     import keras
 
-    from study.train.models import ModelSpec, build_model
+    from study.train.models import build_model
+    from study.train.sizes import ModelSpec
 
     config = parse_config({"name": NAME, "task": {"name": "digits"}, "space": SPACE, "trials": trials,
                            "epochs": EPOCHS, "batch_size": 32, "sampler": "tpe"})

@@ -17,7 +17,7 @@ libraries, and each call that opens the stores, loads the data or sets up the fi
 in wall and CPU seconds, each part without the parts nested in it; "other" is the rest of the main
 thread's time (the command's own code, and waits). A part timed in a background thread is listed
 apart: it overlaps the main thread's. A new MLflow store is a copy of an empty one made once per
-machine (`study.store.tracking.new_sqlite_store`); the first fresh store on a machine also makes that copy.
+machine (`study.store.mlflow_template.new_sqlite_store`); the first fresh store on a machine also makes that copy.
 
     .venv/bin/python benchmarks/startup.py                 # 3 repeats of each case (~3 min on 2 cores); writes RESULTS.md
     .venv/bin/python benchmarks/startup.py --repeats 5 --no-record

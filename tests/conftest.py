@@ -144,8 +144,8 @@ def scripted_training(monkeypatch):
 
     import study.search.trial
     import study.train.fit
-    from study.train.models import parameter_count
-    from study.train.fit import TrainingResult, TrialFailed, model_spec
+    from study.train.fit import TrainingResult, TrialFailed
+    from study.train.sizes import model_spec, parameter_count
 
     trained: list[tuple[dict, int]] = []
 

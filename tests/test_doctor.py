@@ -10,10 +10,11 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from study.app.cli import app
+from study.search.sweep import run_sweep
 from study.spec.sweep_file import load_sweep
 from study.store.doctor import check_study
 from study.store.locations import open_storage
-from study.search.sweep import run_sweep
+from study.store.stores import Stores
 
 
 def doctor(name, stores, *flags):
@@ -24,7 +25,7 @@ def doctor(name, stores, *flags):
 def test_a_clean_study_passes(tiny_sweep, stores, scripted_training):
     scripted_training()
     result = run_sweep(load_sweep(tiny_sweep(trials=2)), **stores)
-    assert check_study(result.study_name, **stores).findings == []
+    assert check_study(result.study_name, Stores(**stores)).findings == []
     out = doctor(result.study_name, stores)
     assert out.exit_code == 0 and "the two stores agree" in out.output
 
@@ -57,7 +58,7 @@ def test_damage_of_items_1_and_4_is_found_then_repaired(tiny_sweep, stores, scri
         "mlflow.parentRunId": result.parent_run_id, "run_role": "replicate", "trial_number": "0",
         "state": "RUNNING", "owner_process": f"{socket.gethostname()}:{dead.pid}:0"}).info.run_id
 
-    found = check_study(result.study_name, **stores)
+    found = check_study(result.study_name, Stores(**stores))
     assert {(f.problem, f.run_id) for f in found.problems} == {("state-mismatch", run), ("running-leftover", replicate)}
     out = doctor(result.study_name, stores)
     assert out.exit_code == 1 and "state-mismatch" in out.output and "--repair" in out.output
@@ -83,12 +84,12 @@ def test_duplicate_runs_and_a_deleted_run_are_repaired_and_lost_history_reported
     deleted = result.trials.set_index("trial").loc[1, "mlflow_run_id"]
     client.delete_run(deleted)
 
-    found = check_study(result.study_name, **stores)
+    found = check_study(result.study_name, Stores(**stores))
     assert {(f.problem, f.run_id) for f in found.problems} == {("duplicate-run", duplicate), ("missing-run", deleted)}
     assert doctor(result.study_name, stores, "--repair").exit_code == 0
     assert client.get_run(duplicate).data.tags["run_role"] == "orphan"
     assert client.get_run(deleted).info.lifecycle_stage == "active"
-    assert check_study(result.study_name, **stores).findings == []
+    assert check_study(result.study_name, Stores(**stores)).findings == []
 
     emptied = tmp_path / "emptied.db"
     emptied.touch()
@@ -103,6 +104,6 @@ def test_a_trial_running_in_optuna_but_closed_in_mlflow_is_reported(tiny_sweep, 
     scripted_training()
     result = run_sweep(load_sweep(tiny_sweep(trials=1)), **stores)
     _, _, run = _closed_in_mlflow_only(result, stores)
-    [finding] = check_study(result.study_name, **stores, repair=True).problems
+    [finding] = check_study(result.study_name, Stores(**stores), repair=True).problems
     assert (finding.problem, finding.run_id, finding.repaired) == ("state-mismatch", run, False)
     assert "Optuna RUNNING, MLflow COMPLETE/FINISHED" in finding.detail

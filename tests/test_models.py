@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from study.spec.hyperparameters import CELLS
-from study.train.models import XLA_MIN_SEQUENCE_STEPS, ModelSpec, build_model, cudnn_eligible, resolve_jit_compile
+from study.train.models import XLA_MIN_SEQUENCE_STEPS, build_model, cudnn_eligible, resolve_jit_compile
+from study.train.sizes import ModelSpec
 
 DIGITS = ModelSpec(input_shape=(8, 8), kind="multiclass", num_classes=10)
 SINE = ModelSpec(input_shape=(10, 1), kind="regression")
@@ -138,13 +139,13 @@ def test_recurrent_dropout_cells_give_up_cudnn_so_a_gpu_can_compile_them_with_xl
     {"cell": "LSTM", "units": 9, "depth": 2, "dense_units": 6, "embedding_dim": 4},
 ])
 def test_parameter_count_formula_matches_keras(spec, params):
-    from study.train.models import parameter_count
+    from study.train.sizes import parameter_count
 
     assert parameter_count(spec, params) == build_model(spec, params).count_params()
 
 
 def test_units_for_budget_matches_sizes_across_cells():
-    from study.train.models import parameter_count, units_for_budget
+    from study.train.sizes import parameter_count, units_for_budget
 
     budget = 20_000
     units = {cell: units_for_budget(DIGITS, {"cell": cell}, budget) for cell in CELLS}

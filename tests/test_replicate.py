@@ -11,9 +11,10 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from study.app.cli import app
-from study.spec.sweep_file import load_sweep
 from study.search.replicate import replicate_best, rerun_trial
 from study.search.sweep import run_sweep
+from study.spec.sweep_file import load_sweep
+from study.store.stores import Stores
 
 
 SWEEP = textwrap.dedent("""
@@ -43,7 +44,7 @@ def finished_sweep(tmp_path_factory, shared_tracking_uri):
 
 def test_rerun_reproduces_the_recorded_validation_score(finished_sweep):
     result, stores = finished_sweep
-    rerun = rerun_trial("replicated", 1, **stores)
+    rerun = rerun_trial("replicated", 1, Stores(**stores))
     recorded = result.trials.set_index("trial").loc[1, "best_val_accuracy"]
     assert rerun.recorded == pytest.approx(recorded)
     # Same params, seed and data: only TensorFlow's kernels may differ (op determinism stays off,
@@ -64,14 +65,14 @@ def test_replicates_use_new_seeds_per_compared_value_and_resume(tmp_path, shared
     path = tmp_path / "replicated-scripted.yaml"
     path.write_text(SWEEP.replace("name: replicated", "name: replicated-scripted"))
     result = run_sweep(load_sweep(path), **stores)
-    made = replicate_best("replicated-scripted", 2, **stores)
+    made = replicate_best("replicated-scripted", 2, None, Stores(**stores))
     best_trials = set(result.best["trial"])
     assert {r.trial for r in made} == best_trials and len(made) == 2 * len(best_trials)
     trial_seeds = set(result.trials["seed"])
     assert len({r.seed for r in made}) == len(made) and not {r.seed for r in made} & trial_seeds
 
-    assert replicate_best("replicated-scripted", 2, **stores) == []  # already tracked: nothing new
-    more = replicate_best("replicated-scripted", 3, **stores)
+    assert replicate_best("replicated-scripted", 2, None, Stores(**stores)) == []  # already tracked: nothing new
+    more = replicate_best("replicated-scripted", 3, None, Stores(**stores))
     assert len(more) == len(best_trials)  # only the third seed of each
 
     client = MlflowClient(stores["tracking_uri"])
@@ -102,7 +103,7 @@ def test_report_shows_replicate_statistics_and_pairwise_sentences(finished_sweep
 
     _, stores = finished_sweep
     scripted_training()  # the replicates' statistics are what is tested, not their training
-    replicate_best("replicated", 3, **stores)
+    replicate_best("replicated", 3, None, Stores(**stores))
     result = build_report("replicated", out=tmp_path / "report", formats="png", **stores)
 
     summary = pd.read_csv(tmp_path / "report" / "tables" / "replicates.csv").set_index("cell")

@@ -154,7 +154,7 @@ def written(report, stem: str) -> dict[str, pd.DataFrame]:
 
 
 def test_best_per_cell_is_the_max_of_that_cells_tracked_trials(digits):
-    trials = load_trials("report-digits", digits["tracking_uri"])
+    trials = load_trials("report-digits", digits['storage'], digits['tracking_uri'])
     assert len(trials) == 6 and set(trials["state"]) == {"COMPLETE"}
     best = digits["report"].best.set_index("cell")
     assert list(best.index) == ["SimpleRNN", "GRU", "LSTM"]
@@ -170,7 +170,7 @@ def test_best_per_cell_is_the_max_of_that_cells_tracked_trials(digits):
 
 
 def test_load_trials_gives_params_their_types(digits):
-    trials = load_trials("report-digits", digits["tracking_uri"])
+    trials = load_trials("report-digits", digits['storage'], digits['tracking_uri'])
     assert trials["units"].dtype.kind == "i" and set(trials["units"]) == {4, 8}
     assert trials["learning_rate"].dtype.kind == "f"
     assert trials["bidirectional"].map(type).eq(bool).all()
@@ -179,7 +179,7 @@ def test_load_trials_gives_params_their_types(digits):
 
 
 def test_two_way_table_holds_the_best_of_each_cell_and_units(digits):
-    trials = load_trials("report-digits", digits["tracking_uri"])
+    trials = load_trials("report-digits", digits['storage'], digits['tracking_uri'])
     table = digits["report"].two_way.set_index(["cell", "units"])
     assert list(table.columns) == ["trials", "complete", "mean", "best"]
     assert list(table.index) == [(c, u) for c in ("SimpleRNN", "GRU", "LSTM") for u in (4, 8)]
@@ -243,7 +243,7 @@ def test_report_is_logged_to_the_parent_run(digits):
 
 def test_regression_report_takes_the_lowest_loss(sine):
     report = sine["report"]
-    trials = load_trials("report-sine", sine["tracking_uri"])
+    trials = load_trials("report-sine", sine['storage'], sine['tracking_uri'])
     best = report.best.set_index("cell")
     for cell, group in trials.groupby("cell"):
         assert best.loc[cell, "best_val_loss"] == pytest.approx(group["best_val_loss"].min())
@@ -341,11 +341,11 @@ def test_epoch_history_is_one_tidy_row_per_trial_and_epoch(digits, tmp_path):
     from study.app.cli import app
     from study.reporting.load import epoch_history
 
-    history = epoch_history("report-digits", digits["tracking_uri"])
+    history = epoch_history("report-digits", digits['storage'], digits['tracking_uri'])
     assert list(history.columns) == ["study", "trial", "cell", "units", "depth", "state", "epoch", "loss",
                                      "val_loss", "accuracy", "val_accuracy"]
     assert len(history) == 6 * 2 and set(history["epoch"]) == {1, 2}
-    trials = load_trials("report-digits", digits["tracking_uri"]).set_index("trial")
+    trials = load_trials("report-digits", digits['storage'], digits['tracking_uri']).set_index("trial")
     best = history.groupby("trial")["val_accuracy"].max()
     assert best.to_dict() == pytest.approx(trials["best_val_accuracy"].to_dict())  # the score is the best epoch
 

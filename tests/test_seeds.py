@@ -9,11 +9,11 @@ import yaml
 from typer.testing import CliRunner
 
 from study.app.cli import app
-from study.spec.sweep_file import Sweep, parse_config
-from study.search.replicate import replicate_best
 from study.reporting.seeds import seeds_table
-from study.store.trials import trials_table
+from study.search.replicate import replicate_best
 from study.search.sweep import run_sweep
+from study.spec.sweep_file import Sweep, parse_config
+from study.store.stores import Stores
 from study.store.tracking import load_runs
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
@@ -29,22 +29,22 @@ def test_seeds_table_puts_reported_reproduced_and_tuned_side_by_side(stores, tmp
     scripted_training()  # the table is bookkeeping over tracked runs: what trained does not matter
     exact = shrunk("seed001_sine_lstm.yaml", trials=1)
     run_sweep(exact, **stores)
-    replicate_best(exact.config.name, exact.config.replicates, **stores)
+    replicate_best(exact.config.name, exact.config.replicates, None, Stores(**stores))
     search = shrunk("seed001_sine_lstm_search.yaml", trials=3)
     run_sweep(search, **stores)
 
-    table = seeds_table(stores["storage"], stores["tracking_uri"])
+    table = seeds_table(Stores(**stores))
     row = table[table["experiment"] == "seed001-sine-lstm"].iloc[0]
     assert row["reported"] == pytest.approx(0.0138)  # the notebook's test MSE, from the sweep file
     assert row["metric"] == "test_loss" and row["status"] == "reproduced"
 
-    trial = trials_table("seed001-sine-lstm", stores["storage"]).iloc[0]
+    trial = Stores(**stores).trials("seed001-sine-lstm").iloc[0]
     replicas = load_runs(stores["tracking_uri"], "seed001-sine-lstm", role="replicate")["metrics.test_loss"]
     values = [trial["test_loss"], *replicas]
     assert row["reproduced_n"] == 3 == len(values)
     assert row["reproduced_mean"] == pytest.approx(sum(values) / 3)
 
-    tuned = trials_table("seed001-sine-lstm-search", stores["storage"])
+    tuned = Stores(**stores).trials("seed001-sine-lstm-search")
     lstm = tuned[(tuned["state"] == "COMPLETE") & (tuned["cell"] == "LSTM")]
     best = lstm.sort_values("best_val_loss").iloc[0]
     assert row["tuned_best"] == pytest.approx(best["test_loss"])

@@ -1,4 +1,4 @@
-"""A new local MLflow store starts as a copy of an empty one MLflow made once (study.store.tracking.new_sqlite_store):
+"""A new local MLflow store starts as a copy of an empty one MLflow made once (study.store.mlflow_template.new_sqlite_store):
 the same database MLflow's own migrations make, and MLflow's own path whenever the copy cannot be made."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import sqlite3
 
 from mlflow.tracking import MlflowClient
 
-from study.store.tracking import client_for, store_template_folder
+from study.store.mlflow_template import store_template_folder
+from study.store.tracking import client_for
 
 
 def _schema(path) -> list[tuple]:

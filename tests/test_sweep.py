@@ -14,17 +14,18 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+import study.search.progress
+import study.search.sweep
+import study.store.locations
+import study.store.tracking
 import study.train.data
 import study.train.models
-import study.search.progress
-import study.store.locations
-import study.search.sweep
-import study.store.tracking
-from study.spec.base import ConfigError
-from study.spec.sweep_file import load_sweep
-from study.store.trials import list_studies, trials_table
 from study.analysis.scoring import best_per_value
 from study.search.sweep import run_sweep
+from study.spec.base import ConfigError
+from study.spec.sweep_file import load_sweep
+from study.store.stores import Stores
+from study.store.trials import list_studies
 from tests.conftest import scripted_accuracy, unique_name
 
 
@@ -153,7 +154,7 @@ def test_changed_search_space_is_refused_on_resume(tiny_sweep, write_sweep, stor
     changed = first.path.read_text().replace("value: 8", "value: 16")
     with pytest.raises(ConfigError, match=r"different sweep definition \(changed: space\)"):
         run_sweep(load_sweep(write_sweep(changed, "changed.yaml")), **stores)
-    assert len(trials_table(first.config.name, stores["storage"])) == 1  # nothing was added
+    assert len(Stores(**stores).trials(first.config.name)) == 1  # nothing was added
 
 
 def test_grid_sweep_visits_every_point_once(write_sweep, stores, scripted_training):
@@ -199,9 +200,9 @@ def test_list_studies_and_best_per_cell(tiny_sweep, stores, scripted_training):
     run_sweep(load_sweep(tiny_sweep(name="list-one", trials=3)), **stores)
     run_sweep(load_sweep(tiny_sweep(name="list-two", trials=1)), **stores)
 
-    listed = list_studies(stores["storage"]).set_index("study")
+    listed = list_studies(Stores(**stores).optuna_storage()).set_index("study")
     assert listed.loc["list-one", "complete"] == 3 and listed.loc["list-two", "complete"] == 1
-    table = trials_table("list-one", stores["storage"])
+    table = Stores(**stores).trials("list-one")
     assert listed.loc["list-one", "best_value"] == pytest.approx(table["best_val_accuracy"].max())
 
     best = best_per_value(table, ["cell"])
@@ -249,7 +250,7 @@ def test_pruned_trial_is_recorded_as_pruned_in_both_stores(write_sweep, stores, 
     assert list(table.loc[[1, 2], "state"]) == ["PRUNED", "PRUNED"]
     assert result.counts["PRUNED"] == 2 and result.reached_target  # pruned trials count as finished
     assert list(table.loc[[1, 2], "pruned_at_epoch"]) == [1, 1]
-    assert list_studies(stores["storage"]).set_index("study").loc["pruning", "pruned"] == 2
+    assert list_studies(Stores(**stores).optuna_storage()).set_index("study").loc["pruning", "pruned"] == 2
 
     client = MlflowClient(stores["tracking_uri"])
     runs = client.search_runs([client.get_experiment_by_name("pruning").experiment_id],
@@ -450,7 +451,7 @@ def test_runs_of_any_role_left_running_by_a_dead_process_are_closed(tiny_sweep, 
     ]
     from study.search.replicate import rerun_trial
 
-    rerun_trial(result.study_name, 0, **stores)
+    rerun_trial(result.study_name, 0, Stores(**stores))
     for run_id in leftovers:
         run = client.get_run(run_id)
         assert (run.info.status, run.data.tags["state"]) == ("KILLED", "FAIL")

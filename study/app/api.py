@@ -62,19 +62,19 @@ def run_sweep(sweep: Any, jobs: int = 1, trials: int | None = None, storage: str
     return outcome.sweep
 
 
-def trials(study_name: str, storage: str | None = None):
-    """Every trial of a study as a DataFrame (the table of `study show --csv`)."""
-    from study.store.locations import resolve_storage
-    from study.store.trials import trials_table
+def trials(study_name: str, storage: str | None = None, tracking_uri: str | None = None):
+    """Every trial of a study as a DataFrame: the study's trials table (Optuna's states and values,
+    MLflow's run ids), as `study show --csv` writes it."""
+    from study.store.stores import Stores
 
-    return trials_table(study_name, resolve_storage(storage))
+    return Stores.resolve(storage, tracking_uri).trials(study_name)
 
 
-def history(study_name: str, tracking_uri: str | None = None):
+def history(study_name: str, storage: str | None = None, tracking_uri: str | None = None):
     """Every trial's per-epoch metrics as one tidy DataFrame (the table of `study history --csv`)."""
     from study.reporting.load import epoch_history
 
-    return epoch_history(study_name, tracking_uri)
+    return epoch_history(study_name, storage, tracking_uri)
 
 
 def report(target: str, out: str | Path | None = None, compare: list[str] | None = None,
@@ -88,5 +88,6 @@ def report(target: str, out: str | Path | None = None, compare: list[str] | None
 def doctor(study_name: str, repair: bool = False, storage: str | None = None, tracking_uri: str | None = None):
     """Check that Optuna and MLflow tell the same story about a study (`repair=True` mends what it can)."""
     from study.store.doctor import check_study
+    from study.store.stores import Stores
 
-    return check_study(study_name, storage=storage, tracking_uri=tracking_uri, repair=repair)
+    return check_study(study_name, Stores.resolve(storage, tracking_uri), repair=repair)

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from study.app.terminal import (
     RichReporter, WorkersDisplay, best_columns, console, dataframe_table, errors, exit_codes, fail, findings_table,
-    print_table, stopping_cleanly, summary_columns,
+    print_across_report, print_outcome, print_replicates, print_report, print_table, stopping_cleanly,
+    summary_columns,
 )
 from study.search.progress import describe_params
 from study.spec.base import ConfigError
@@ -78,7 +78,7 @@ def sweep(
                 result, failed_workers = _sweep_with_workers(loaded, jobs, trials, storage, tracking_uri)
 
     console.print()
-    _print_outcome(result, f"this run started {result.started}")
+    print_outcome(result, f"this run started {result.started}")
     if not result.best.empty:
         title = "best trial per " + (", ".join(config.scientific) or "study")
         console.print(dataframe_table(best_columns(result.best), title=title))
@@ -91,16 +91,8 @@ def sweep(
     if result.stopped_reason:
         raise fail(result.stopped_reason, code=1)
     if result.replicates:
-        _print_replicates(result.replicates, result.study_name)
+        print_replicates(result.replicates, result.study_name)
     console.print(f"trials: study show {result.study_name}   runs: study ui   (MLflow: {mask_password(result.tracking_uri)})")
-
-
-def _print_outcome(result, ran: str) -> None:
-    """The sweep's notes, then one line of trial counts by state against the target."""
-    for note in result.notes:
-        console.print(f"note: {note}")
-    counts = ", ".join(f"{n} {state.lower()}" for state, n in result.counts.items() if n)
-    console.print(f"study {result.study_name!r}: {counts or 'no trials'} (target {result.target}); {ran}")
 
 
 def _sweep_with_workers(loaded, jobs: int, trials, storage, tracking_uri):
@@ -139,7 +131,7 @@ def worker(
         with stopping_cleanly(stopped):
             result = run_sweep(loaded, trials=trials, storage=storage, tracking_uri=tracking_uri, reporter=reporter,
                                replicate=False)  # `study sweep` replicates, once, not every worker
-    _print_outcome(result, f"this worker ran {result.started}")
+    print_outcome(result, f"this worker ran {result.started}")
     if result.stopped_reason:
         raise fail(result.stopped_reason, code=1)
 
@@ -156,11 +148,13 @@ def rerun(
 ) -> None:
     """Retrain one trial from its recorded params and seed, and say how close it came."""
     from study.search.replicate import rerun_trial
+    from study.store.stores import Stores
 
     stopped = "interrupted; the rerun's MLflow run is marked KILLED"
     with exit_codes(stopped, bad_input=(LookupError, ValueError)):  # no such trial; a trial without a score
+        stores = Stores.resolve(storage, tracking_uri)
         with stopping_cleanly(stopped), console.status(f"retraining trial {trial} of {study_name}"):
-            result = rerun_trial(study_name, trial, storage, tracking_uri)
+            result = rerun_trial(study_name, trial, stores)
     percent = "accuracy" in result.metric
     difference = f"{result.difference * 100:+.2f} pp" if percent else f"{result.difference:+.5g}"
     console.print(f"trial {trial} ({study_name}), seed {result.seed}: recorded {result.metric} {result.recorded:.4f}, "
@@ -177,6 +171,7 @@ def replicate(
 ) -> None:
     """Retrain the best configuration of each compared value with new seeds (mean and spread, not one lucky run)."""
     from study.search.replicate import replicate_best
+    from study.store.stores import Stores
 
     dimensions = compare.split(",") if compare else None
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
@@ -189,18 +184,11 @@ def replicate(
         stopped = ("interrupted; finished replicates are kept. Resume with: study replicate "
                    f"{study_name} --seeds {seeds}" + (f" --compare {compare}" if compare else ""))
         with exit_codes(stopped, bad_input=(LookupError, ValueError)), stopping_cleanly(stopped):
-            results = replicate_best(study_name, seeds, dimensions, storage, tracking_uri, progress=show)
+            results = replicate_best(study_name, seeds, dimensions, Stores.resolve(storage, tracking_uri), progress=show)
     if results:
-        _print_replicates(results, study_name)
+        print_replicates(results, study_name)
     else:
         console.print("all requested replicates were already tracked; nothing to train")
-
-
-def _print_replicates(results: list, study_name: str) -> None:
-    import pandas as pd
-
-    rows = pd.DataFrame([{"trial": r.trial, "seed": r.seed, r.metric: r.value, **r.test_metrics} for r in results])
-    console.print(dataframe_table(rows, title=f"new replicates of {study_name}"))
 
 
 # --------------------------------------------------------------------------- list / show
@@ -212,11 +200,11 @@ def list_command(
     wide: bool = typer.Option(False, "--wide", help="every column, however wide the terminal"),
 ) -> None:
     """The studies in the storage, with trial counts by state and best value."""
+    from study.store.stores import Stores
     from study.store.trials import list_studies
-    from study.store.locations import resolve_storage
 
     with exit_codes():
-        table = list_studies(resolve_storage(storage))
+        table = list_studies(Stores.resolve(storage).optuna_storage())
     if table.empty:
         console.print("no studies yet: run `study sweep sweeps/quick.yaml`")
         return
@@ -227,15 +215,19 @@ def list_command(
 def show(
     study_name: str = typer.Argument(..., metavar="STUDY", help="study name (the sweep file's `name`)"),
     storage: Optional[str] = StorageOption,
+    tracking_uri: Optional[str] = TrackingOption,
     csv: Optional[Path] = typer.Option(None, "--csv", help="also write every column to this CSV file"),
     wide: bool = typer.Option(False, "--wide", help="every column, however wide the terminal"),
 ) -> None:
-    """The trials of one study as a table (the same DataFrame as study.store.trials.trials_table)."""
-    from study.store.trials import trials_table
-    from study.store.locations import resolve_storage
+    """The trials of one study as a table: the study's trials table (Optuna's states and values, MLflow's
+    run ids; the same DataFrame as `study.trials(STUDY)` and the report's tables/trials.csv)."""
+    from study.store.stores import Stores
 
+    notes: list[str] = []
     with exit_codes():
-        table = trials_table(study_name, resolve_storage(storage))
+        table = Stores.resolve(storage, tracking_uri).trials(study_name, notes)
+    for note in notes:
+        console.print(f"note: {note}", highlight=False, markup=False)
     if csv is not None:
         try:
             table.to_csv(csv, index=False)
@@ -272,43 +264,23 @@ def report(
                                              formats=formats, storage=storage, tracking_uri=tracking_uri,
                                              progress=lambda message: status.update(message))
     if len(targets) == 1:
-        _print_report(result)
+        print_report(result)
     else:
-        _print_across_report(result)
-
-
-def _print_report(result) -> None:
-    if result.verdict is not None:
-        console.print(f"[bold]verdict:[/] {escape(result.verdict.headline)}", highlight=False)
-        for line in result.verdict.details:
-            console.print(f"  {line}", highlight=False, markup=False)
-    for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
-    if not result.best.empty:
-        console.print(dataframe_table(best_columns(result.best), title=f"best per {result.best.columns[0]}"))
-    console.print(f"wrote {len(result.files)} files to {result.out}; open {result.out / 'report.html'}"
-                  + (" (also logged to the study's parent run in MLflow)" if result.parent_run_id else ""))
-
-
-def _print_across_report(result) -> None:
-    for study in result.studies:
-        console.print(f"[bold]{escape(study.study_name)}:[/] {escape(study.verdict.headline)}", highlight=False)
-    console.print(dataframe_table(result.table, title="value x task"))
-    console.print(f"[bold]verdict across tasks:[/] {escape(result.verdict)}", highlight=False)
-    console.print(f"wrote {len(result.files)} files to {result.out}; open {result.out / 'report.html'}")
+        print_across_report(result)
 
 
 @app.command()
 def history(
     study_name: str = typer.Argument(..., metavar="STUDY", help="study name (the sweep file's `name`)"),
     csv: Path = typer.Option(..., "--csv", help="write the table to this CSV file"),
+    storage: Optional[str] = StorageOption,
     tracking_uri: Optional[str] = TrackingOption,
 ) -> None:
     """Every trial's per-epoch metrics as one tidy CSV (study, trial, cell, epoch, each metric)."""
     from study.reporting.load import epoch_history
 
     with exit_codes():
-        table = epoch_history(study_name, tracking_uri)
+        table = epoch_history(study_name, storage, tracking_uri)
     try:
         table.to_csv(csv, index=False)
     except OSError as err:
@@ -353,7 +325,7 @@ def suite(
                     live.pop().__exit__(None, None, None)
     if result.stopped_reason:
         raise fail(result.stopped_reason, code=1)
-    _print_across_report(result.report)
+    print_across_report(result.report)
 
 
 @app.command()
@@ -364,10 +336,10 @@ def seeds(
 ) -> None:
     """The lab notebooks side by side: reported figure, reproduced here (mean ± sd), tuned best."""
     from study.reporting.seeds import seeds_table, write_seeds
-    from study.store.locations import resolve_storage, resolve_tracking_uri
+    from study.store.stores import Stores
 
     with exit_codes():
-        table = seeds_table(resolve_storage(storage), resolve_tracking_uri(tracking_uri))
+        table = seeds_table(Stores.resolve(storage, tracking_uri))
     if table.empty:
         raise fail("no seed studies in the storage yet: run e.g. `study sweep sweeps/seed001_sine_lstm.yaml`")
     written = write_seeds(table, out)
@@ -390,12 +362,12 @@ def doctor(
     Exit 0 when the stores agree (or every problem was repaired), 1 when problems remain.
     """
     from study.store.doctor import check_study
-    from study.store.locations import mask_password
+    from study.store.stores import Stores
 
     with exit_codes():
-        result = check_study(study_name, storage, tracking_uri, repair=repair)
-    where = f"{mask_password(result.storage)} ({result.trials} trials) and {mask_password(result.tracking_uri)} " \
-            f"({result.runs} runs)"
+        stores = Stores.resolve(storage, tracking_uri)
+        result = check_study(study_name, stores, repair=repair)
+    where = f"{stores.storage_shown} ({result.trials} trials) and {stores.tracking_shown} ({result.runs} runs)"
     if not result.findings:
         console.print(f"study {study_name!r}: the two stores agree: {where}", highlight=False, markup=False)
         return
@@ -428,7 +400,7 @@ def ui(
     with exit_codes():
         if workers < 1:
             raise ConfigError(f"--workers must be at least 1 (got {workers})")
-        uri = resolve_tracking_uri(tracking_uri)
+        uri = resolve_tracking_uri(tracking_uri)  # the MLflow store alone: the UI never reads Optuna's
         if uri.startswith(("http://", "https://")):
             console.print(f"this project tracks to a server already: {mask_password(uri)}")
             return
@@ -461,17 +433,18 @@ def dashboard(
     import importlib.util
 
     from study.app import servers
-    from study.store.locations import open_storage, resolve_storage
+    from study.store.stores import Stores
 
     if importlib.util.find_spec("optuna_dashboard") is None:
         raise fail("optuna-dashboard is not installed; pip install 'rnn-study[dashboard]' (or, in a clone: "
                    ".venv/bin/pip install -e '.[dashboard]')")
     with exit_codes():
-        url = resolve_storage(storage)
-        open_storage(url, create=False).engine.dispose()  # refuse a missing or unreachable store in one line
+        stores = Stores.resolve(storage)
+        stores.optuna_storage()  # refuse a missing or unreachable store in one line
+        stores.close()
         servers.check_port(host, port)
     base = f"http://{host}:{port}"
-    command, env = servers.optuna_dashboard(url, host, port)
+    command, env = servers.optuna_dashboard(stores.storage, host, port)
     serve_until_stopped(command, servers.health_url(host, port, "/api/meta"), lambda: console.print(
         f"optuna-dashboard at {base}  (Ctrl-C to stop)"), env, starting="starting optuna-dashboard")
 

@@ -239,3 +239,42 @@ def findings_table(findings: pd.DataFrame, title: str) -> Table:
     for row in findings.itertuples(index=False):
         table.add_row(*(Text(cell_text(value)) for value in row))
     return table
+
+
+# --------------------------------------------------------------------------- what commands print at the end
+
+
+def print_outcome(result, ran: str) -> None:
+    """The sweep's notes, then one line of trial counts by state against the target."""
+    for note in result.notes:
+        console.print(f"note: {note}")
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in result.counts.items() if n)
+    console.print(f"study {result.study_name!r}: {counts or 'no trials'} (target {result.target}); {ran}")
+
+
+def print_replicates(results: list, study_name: str) -> None:
+    import pandas as pd
+
+    rows = pd.DataFrame([{"trial": r.trial, "seed": r.seed, r.metric: r.value, **r.test_metrics} for r in results])
+    console.print(dataframe_table(rows, title=f"new replicates of {study_name}"))
+
+
+def print_report(result) -> None:
+    if result.verdict is not None:
+        console.print(f"[bold]verdict:[/] {escape(result.verdict.headline)}", highlight=False)
+        for line in result.verdict.details:
+            console.print(f"  {line}", highlight=False, markup=False)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    if not result.best.empty:
+        console.print(dataframe_table(best_columns(result.best), title=f"best per {result.best.columns[0]}"))
+    console.print(f"wrote {len(result.files)} files to {result.out}; open {result.out / 'report.html'}"
+                  + (" (also logged to the study's parent run in MLflow)" if result.parent_run_id else ""))
+
+
+def print_across_report(result) -> None:
+    for study in result.studies:
+        console.print(f"[bold]{escape(study.study_name)}:[/] {escape(study.verdict.headline)}", highlight=False)
+    console.print(dataframe_table(result.table, title="value x task"))
+    console.print(f"[bold]verdict across tasks:[/] {escape(result.verdict)}", highlight=False)
+    console.print(f"wrote {len(result.files)} files to {result.out}; open {result.out / 'report.html'}")

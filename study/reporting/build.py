@@ -4,11 +4,12 @@
 compared value, a two-way table and every trial, each as CSV, Markdown and LaTeX with the same
 rounded numbers (`study.reporting.tables`); the figures of `study.reporting.figure_data` (PNG and PDF); and
 `report.md` and `report.html`, which put them together with captions, the sweep's fixed settings as
-caveats, and warnings where the data calls for them. Everything is read from MLflow through `study.store.tracking`, except
-hyperparameter importance, which Optuna computes from the study's storage through `study.store.trials`;
-so a report can always be re-run. It is logged back to the study's parent run. The study is read
-by `study.reporting.load`, the page's words come from `study.reporting.text` and it is rendered by
-`study.reporting.page`. `study.reporting.load.load_trials`, `two_way_table` and
+caveats, and warnings where the data calls for them. The trials are the study's trials table
+(`study.store.stores`: Optuna's states and values, MLflow's run ids; MLflow's runs alone when the
+Optuna study is gone), histories and models come from MLflow (`study.store.tracking`),
+hyperparameter importance from Optuna (`study.store.trials`); so a report can always be re-run.
+It is logged back to the study's parent run. The study is read by `study.reporting.load`, the
+page's words come from `study.reporting.text` and it is rendered by `study.reporting.page`. `study.reporting.load.load_trials`, `two_way_table` and
 `study.analysis.scoring.best_per_value` return the same tables as DataFrames for notebooks.
 """
 
@@ -32,7 +33,7 @@ from study.analysis.scoring import (
 from study.reporting import figures
 from study.reporting import figure_data as report_figures
 from study.reporting.load import (
-    ReportError, TrackedStudy, agree_with_optuna, importance_storage, open_study, replicate_trials,
+    ReportError, TrackedStudy, open_study, replicate_trials,
 )
 from study.reporting.page import render_html, render_markdown
 from study.reporting.tables import formatted, markdown_table, write_table
@@ -43,7 +44,7 @@ from study.spec.base import ConfigError
 from study.spec.hyperparameters import HYPERPARAMETERS
 from study.spec.sweep_file import SweepConfig, load_sweep
 from study.store import tracking
-from study.store.locations import StudyNotFound, mask_password, resolve_tracking_uri
+from study.store.locations import StudyNotFound
 from study.store.trials import param_importances
 
 
@@ -134,23 +135,17 @@ def build_report(
     try:
         if Path(target).is_file() or Path(target).suffix in (".yaml", ".yml"):
             sweep_config = load_sweep(target).config
-        tracking_uri = resolve_tracking_uri(tracking_uri, sweep_config)
     except ConfigError as err:
         raise ReportError(str(err)) from None
     formats = _check_formats(formats)
-    say("reading the study's runs from MLflow")
-    study = open_study(sweep_config.name if sweep_config else str(target), tracking_uri, sweep_config)
+    say("reading the study's trials (Optuna) and runs (MLflow)")
+    study = open_study(sweep_config.name if sweep_config else str(target), storage, tracking_uri, sweep_config)
     dimensions = _compared(study, compare)
-    try:
-        storage = importance_storage(storage, sweep_config, study.parent)
-    except ConfigError as err:
-        raise ReportError(str(err)) from None
-    agree_with_optuna(study, storage)
     out = Path(out) if out is not None else Path("reports") / study.name
     if out.exists() and not out.is_dir():
         raise ReportError(f"--out {out}: is a file, not a folder; give a folder for the report")
     try:
-        return _Builder(study, dimensions, storage, out, formats, say).build()
+        return _Builder(study, dimensions, out, formats, say).build()
     except OSError as err:
         raise ReportError(f"cannot write the report to {out}: {err.strerror or err}") from None
 
@@ -192,9 +187,9 @@ FIGURE_STEMS = ("isolation", "distribution", "two_way", "objective_vs_params", "
 class _Builder:
     """Writes one report: tables, figures, then the page that collects them with the warnings."""
 
-    def __init__(self, study: TrackedStudy, dimensions: list[str], storage: str, out: Path,
-                 formats: tuple[str, ...], say: Callable[[str], None]):
-        self.study, self.storage, self.out, self.formats, self.say = study, storage, out, formats, say
+    def __init__(self, study: TrackedStudy, dimensions: list[str], out: Path, formats: tuple[str, ...],
+                 say: Callable[[str], None]):
+        self.study, self.out, self.formats, self.say = study, out, formats, say
         trials, config = study.trials, study.config
         primary = dimensions[0]
         # Two dimensions when asked; else cell x units whenever the other one of them varies.
@@ -300,7 +295,7 @@ class _Builder:
 
     def _importances(self) -> dict[str, dict[str, float]]:
         try:
-            found = {shown: param_importances(self.study.name, self.storage, name) for shown, name in EVALUATORS.items()}
+            found = {shown: param_importances(self.study.name, self.study.stores.optuna_storage(), name) for shown, name in EVALUATORS.items()}
         except (StudyNotFound, ConfigError) as err:  # ConfigError: a storage that cannot be opened
             self.data.warnings.append(f"no hyperparameter importance: the Optuna study could not be read ({err})")
             return {}
@@ -319,9 +314,7 @@ class _Builder:
                    + ", ".join(f"{int(counts.get(s, 0))} {w}" for s, w in
                                (("COMPLETE", "complete"), ("PRUNED", "pruned"), ("FAIL", "failed"), ("RUNNING", "running")))
                    + f". Compared: {self._compared_text()}"
-                   + f". Read from MLflow `{mask_password(study.tracking_uri)}` (experiment `{study.name}`) and, for "
-                   f"importance only, Optuna `{mask_password(self.storage)}`, on "
-                   f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.")
+                   + f". {self._sources()}, on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.")
         blocks: list[tuple] = [("h1", f"Study report: {study.name}")]
         if config and config.description:
             blocks.append(("p", config.description))
@@ -360,6 +353,13 @@ class _Builder:
         blocks += [("h2", "All trials"), ("p", f"{len(study.trials)} trials, one row each: the data behind every figure, "
                                                f"failed trials with their reason. {table_links('trials')}")]
         return blocks
+
+    def _sources(self) -> str:
+        stores = self.study.stores
+        mlflow = f"MLflow `{stores.tracking_shown}` (experiment `{self.study.name}`)"
+        if stores.trials_read_from == "Optuna":
+            return f"Trials read from Optuna `{stores.storage_shown}`, runs and histories from {mlflow}"
+        return f"Read from {mlflow}; the Optuna study `{stores.storage_shown}` could not be read"
 
     def _compared_text(self) -> str:
         data, config = self.data, self.study.config

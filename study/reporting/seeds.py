@@ -15,26 +15,26 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.store.trials import study_configs, trials_table
 from study.analysis.scoring import best_per_value
-from study.store.locations import StudyNotFound
 from study.reporting.tables import markdown_table
+from study.store.stores import Stores
 from study.store.tracking import load_runs
+from study.store.trials import study_configs
 
 COLUMNS = ["experiment", "configuration", "source", "metric", "reported", "reproduced_mean", "reproduced_sd",
            "reproduced_n", "tuned_best", "tuned_configuration", "tuned_study", "status"]
 
 
-def seeds_table(storage: str, tracking_uri: str) -> pd.DataFrame:
+def seeds_table(stores: Stores) -> pd.DataFrame:
     """One row per figure a notebook reported, with its reproduction and the tuned best."""
-    configs = study_configs(storage)
+    configs = study_configs(stores.optuna_storage())
     rows = []
     for name, config in sorted(configs.items()):
         if config.reported is None:
             continue
-        trials = trials_table(name, storage)
-        replicates = load_runs(tracking_uri, name, role="replicate")
-        search = _search_trials(config.reported.search, configs, storage)
+        trials = stores.trials(name)
+        replicates = load_runs(stores.tracking_uri, name, role="replicate")
+        search = _search_trials(config.reported.search, configs, stores)
         for reported in config.reported.values:
             rows.append(_row(name, config, reported, trials, replicates, search))
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -84,13 +84,10 @@ def _describe_fixed(config) -> str:
     return f"{fixed.get('cell')}({fixed.get('units')})" + (f" x{fixed['depth']}" if fixed.get("depth", 1) > 1 else "")
 
 
-def _search_trials(name: str | None, configs: dict, storage: str) -> pd.DataFrame | None:
+def _search_trials(name: str | None, configs: dict, stores: Stores) -> pd.DataFrame | None:
     if not name or name not in configs:
         return None
-    try:
-        return trials_table(name, storage)
-    except StudyNotFound:
-        return None
+    return stores.trials(name)
 
 
 def to_markdown(table: pd.DataFrame) -> str:

@@ -9,13 +9,12 @@ import pandas as pd
 
 from study.analysis.scoring import varying_params
 from study.reporting.load import TrackedStudy
+from study.spec.states import FINISHED_STATES
 from study.spec.sweep_file import SweepConfig
 
 
 FEW_TRIALS = 5  # fewer completed trials than this per compared value: the best is a rough estimate
 EDGE = 0.05  # a best value within 5% of a range's end (log-scaled where searched on a log scale)
-
-
 VERDICT_RULE = (
     "How the verdict is reached: the strongest evidence the study has decides (replicates, then paired draws); "
     "a value wins only if it beats every other value on it (Holm-adjusted p < 0.05 and a 95% interval excluding "
@@ -26,7 +25,7 @@ VERDICT_RULE = (
 def budget_text(study: TrackedStudy, primary: str) -> str:
     """How the trial budget was split over the compared values (the fairness of the comparison)."""
     config = study.config
-    counts = study.trials[study.trials["state"].isin(["COMPLETE", "PRUNED"])].groupby(primary).size()
+    counts = study.trials[study.trials["state"].isin(FINISHED_STATES)].groupby(primary).size()
     per_value = ", ".join(f"{value} {count}" for value, count in counts.items())
     if config is None:
         return f"Finished trials per {primary}: {per_value}."
@@ -63,7 +62,7 @@ def data_warnings(study: TrackedStudy, by: str, best: pd.DataFrame) -> list[str]
         warnings.append(f"no trial ran with {by} = {', '.join(map(str, missing))} (a partial sweep, or values the "
                         "sampler never drew): they are missing from every table and figure")
     target = pd.to_numeric(study.parent.get("tags.target_trials"), errors="coerce")
-    finished = int(trials["state"].isin(["COMPLETE", "PRUNED"]).sum())
+    finished = int(trials["state"].isin(FINISHED_STATES).sum())
     if pd.notna(target) and finished < target:
         warnings.append(f"partial sweep: {finished} of {int(target)} trials finished; resume it with "
                         "`study sweep <file>` and re-run this report")

@@ -15,9 +15,9 @@ import optuna
 import sqlalchemy
 
 from study.spec.base import ConfigError, shown
-
 from study.spec.sweep_file import SweepConfig
 from study.store.locations import StoreError, mask_password, store_problem
+from study.train.sizes import model_spec, parameter_count
 
 
 MAX_PARAMS_ENV = "RNN_STUDY_MAX_PARAMS"  # the largest model a sweep may train without a word
@@ -31,9 +31,6 @@ def largest_model(config: SweepConfig, data) -> tuple[int, dict[str, Any]]:
     SimpleRNN to GRU to LSTM; so the largest is among each cell at the top of every searched range
     (or one of the sweep's `configurations`). With `param_budget` every model is sized to the budget.
     """
-    from study.train.models import parameter_count  # Keras: imported only for a space that may be too large
-    from study.train.fit import model_spec
-
     spec = model_spec(data)
     if config.param_budget is not None:
         return config.param_budget, {"param_budget": config.param_budget}
@@ -51,30 +48,12 @@ def _largest_candidates(config: SweepConfig) -> list[dict[str, Any]]:
     return candidates + [{**top, **configuration} for configuration in config.configurations]
 
 
-def _size_bound(config: SweepConfig, data) -> float:
-    """A quick upper bound of `largest_model`'s count (4 gates, both directions, widest input), so
-    that a space far below the limit is let through without importing Keras."""
-    if config.param_budget is not None:
-        return config.param_budget
-    bound = 0.0
-    for p in _largest_candidates(config):
-        units, depth, dense = p.get("units", 64), p.get("depth", 1), p.get("dense_units", 0) or 0
-        embedding = p.get("embedding_dim", 0) if data.vocab_size else 0
-        width = max(embedding or data.x_train.shape[-1], 2 * units)
-        layers = depth * 2 * 4 * (units * (width + units) + 2 * units)
-        head = (2 * units + 1) * dense + (max(2 * units, dense) + 1) * (data.num_classes or 1)
-        bound = max(bound, (data.vocab_size or 0) * embedding + layers + head)
-    return bound
-
-
 def check_model_size(config: SweepConfig, data, source: str) -> None:
     """Refuse a space whose largest model is above `RNN_STUDY_MAX_PARAMS` (default 20 million)."""
     raw = os.environ.get(MAX_PARAMS_ENV, "").strip().replace("_", "")
     if raw and not (raw.isascii() and raw.isdigit()):
         raise ConfigError(f"{MAX_PARAMS_ENV}={shown(raw)}: use a whole number of parameters")
     limit = int(raw) if raw else DEFAULT_MAX_PARAMS
-    if _size_bound(config, data) <= limit:
-        return
     count, params = largest_model(config, data)
     if count > limit:
         described = " ".join(f"{k}={params[k]}" for k in ("cell", "units", "depth", "bidirectional", "dense_units",

@@ -14,13 +14,13 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from study.train.interrupts import CTRL_C, Interrupted, on_hard_stop
-from study.store.trials import TrialRecord, load_trial, trials_table
 from study.analysis.scoring import best_per_value
-from study.store.locations import resolve_storage, resolve_tracking_uri
+from study.spec.seeds import replicate_seed
+from study.store.stores import Stores
+from study.store.trials import TrialRecord, load_trial
+from study.train.interrupts import CTRL_C, Interrupted, on_hard_stop
 
 
 @dataclass
@@ -39,11 +39,6 @@ class RetrainResult:
     @property
     def difference(self) -> float | None:
         return None if self.recorded is None else self.value - self.recorded
-
-
-def replicate_seed(sweep_seed: int, trial_number: int, index: int) -> int:
-    """Seed of replicate `index` of a trial: new (never a search trial's seed) and reproducible."""
-    return int(np.random.SeedSequence([sweep_seed, trial_number, 1_000_003, index]).generate_state(1)[0] % (2**31 - 1))
 
 
 def retrain(record: TrialRecord, seed: int, tracking_uri: str, role: str, index: int = 0) -> RetrainResult:
@@ -89,20 +84,19 @@ def retrain(record: TrialRecord, seed: int, tracking_uri: str, role: str, index:
     )
 
 
-def rerun_trial(study_name: str, number: int, storage: str | None = None, tracking_uri: str | None = None) -> RetrainResult:
+def rerun_trial(study_name: str, number: int, stores: Stores) -> RetrainResult:
     """Retrain trial `number` from its recorded params and seed; compare with its recorded score."""
-    record = load_trial(study_name, number, resolve_storage(storage))
+    record = load_trial(study_name, number, stores.optuna_storage())
     if record.state != "COMPLETE":
         raise ValueError(f"trial {number} of {study_name!r} is {record.state}; only completed trials have a score to reproduce")
-    return retrain(record, record.seed, resolve_tracking_uri(tracking_uri), role="rerun")
+    return retrain(record, record.seed, stores.tracking_uri, role="rerun")
 
 
 def replicate_best(
     study_name: str,
     seeds: int,
-    compare: list[str] | None = None,
-    storage: str | None = None,
-    tracking_uri: str | None = None,
+    compare: list[str] | None,
+    stores: Stores,
     progress=None,
 ) -> list[RetrainResult]:
     """Retrain the best trial of each compared value with `seeds` new seeds each.
@@ -113,10 +107,9 @@ def replicate_best(
     from study.store.tracking import load_runs
     from study.search.trial import long_lived_objects_frozen  # TensorFlow: only once there is something to train
 
-    storage_url = resolve_storage(storage)
-    tracking = resolve_tracking_uri(tracking_uri)
-    table = trials_table(study_name, storage_url)
-    first = load_trial(study_name, int(table["trial"].iloc[0]), storage_url) if not table.empty else None
+    storage, tracking = stores.optuna_storage(), stores.tracking_uri
+    table = stores.trials(study_name)
+    first = load_trial(study_name, int(table["trial"].iloc[0]), storage) if not table.empty else None
     if first is None:
         raise ValueError(f"study {study_name!r} has no trials to replicate")
     config = first.config
@@ -126,7 +119,7 @@ def replicate_best(
     results = []
     with long_lived_objects_frozen():  # as in a sweep: no full GC walk before each model
         for number in best["trial"]:
-            record = load_trial(study_name, int(number), storage_url)
+            record = load_trial(study_name, int(number), storage)
             for index in range(seeds):
                 if (record.number, index) in done:
                     continue

@@ -20,10 +20,10 @@ import collections
 import itertools
 from typing import Any, Callable
 
-import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from study.spec.seeds import sampler_seed
 from study.spec.sweep_file import SweepConfig
 from study.store.optuna_private import (
     HyperbandWithBracketStudy, SamplersReadTrialsThrough, storage_of, study_id_of, trial_id_of,
@@ -45,11 +45,6 @@ def make_sampler(config: SweepConfig) -> optuna.samplers.BaseSampler:
         values = {name: config.hyperparameters[name].grid_values() for name in config.scientific}
         return EqualBudgetSampler(values, lambda key: _keyed_sampler(config, key))
     return PerTrialSampler(lambda key: _keyed_sampler(config, key))
-
-
-def sampler_seed(sweep_seed: int, key: int) -> int:
-    """The seed of draw number `key` (kept apart from the training seeds by its own spawn key)."""
-    return int(np.random.SeedSequence(sweep_seed, spawn_key=(1, key)).generate_state(1)[0])
 
 
 def _keyed_sampler(config: SweepConfig, key: int) -> optuna.samplers.BaseSampler:

@@ -30,21 +30,21 @@ import pandas as pd
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
+from study.analysis.scoring import best_per_value
+from study.search.checks import check_model_size, refuse_lost_history
+from study.search.progress import GuardedReporter, SilentReporter, SweepReporter
+from study.search.samplers import make_pruner, make_sampler
 from study.spec.base import ConfigError
-
+from study.spec.states import finished_count
 from study.spec.sweep_file import Sweep, SweepConfig
+from study.store.locations import (
+    StoreError, StoreFailed, StudyLock, check_tracking_reachable, check_writable, heartbeat_seconds, mask_password,
+    store_failure, store_failures_in_threads_silenced, store_problem, threads_setting,
+)
+from study.store.stores import Stores
+from study.store.trials import FINISHED, _best_trial, state_counts, trials_table
 from study.train.data import load_task
 from study.train.interrupts import on_hard_stop
-from study.search.progress import GuardedReporter, SilentReporter, SweepReporter
-from study.store.trials import FINISHED, _best_trial, state_counts, trials_table
-from study.search.checks import check_model_size, refuse_lost_history
-from study.search.samplers import make_pruner, make_sampler
-from study.analysis.scoring import best_per_value
-from study.store.locations import (
-    StoreError, StudyLock, check_tracking_reachable, check_writable, heartbeat_seconds, mask_password, open_storage,
-    resolve_storage, resolve_tracking_uri, store_failure, store_failures_in_threads_silenced, store_problem,
-    threads_setting, StoreFailed,
-)
 
 # Our own messages say what failed; Optuna's per-trial INFO/WARNING lines would repeat them.
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -69,7 +69,7 @@ class SweepResult:
 
     @property
     def reached_target(self) -> bool:
-        return self.counts.get("COMPLETE", 0) + self.counts.get("PRUNED", 0) >= self.target
+        return finished_count(self.counts) >= self.target
 
 
 def _open_study(config: SweepConfig, storage: optuna.storages.BaseStorage, storage_url: str) -> optuna.Study:
@@ -164,9 +164,8 @@ class OpenSweep:
 
     sweep: Sweep
     target: int
-    storage_url: str
-    tracking_uri: str
-    storage: optuna.storages.RDBStorage
+    stores: Stores
+    storage: optuna.storages.RDBStorage  # the stores' Optuna storage, opened to write with heartbeats
     study: optuna.Study
     tracker: Any  # study.store.tracking.SweepTracker
     versions: dict[str, str]
@@ -178,7 +177,7 @@ class OpenSweep:
         return self.sweep.config
 
     def lock(self) -> StudyLock:
-        return StudyLock(self.storage, self.storage_url, self.config.name)
+        return StudyLock(self.storage, self.stores.storage, self.config.name)
 
     def finished_and_running(self) -> tuple[int, int]:
         trials = self.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
@@ -221,15 +220,15 @@ class OpenSweep:
             best=None if best is None else {
                 "trial": best.number, "value": best.value, "run_id": best.user_attrs.get("mlflow_run_id"),
             },
-            finished=finished and counts.get("COMPLETE", 0) + counts.get("PRUNED", 0) >= self.target,
+            finished=finished and finished_count(counts) >= self.target,
         )
         return counts
 
     def result(self, started: int, counts: dict[str, int], stopped_reason: str | None) -> SweepResult:
         config = self.config
-        table = trials_table(config.name, self.storage_url)
+        table = trials_table(config.name, self.storage)
         return SweepResult(
-            study_name=config.name, storage=self.storage_url, tracking_uri=self.tracking_uri,
+            study_name=config.name, storage=self.stores.storage, tracking_uri=self.stores.tracking_uri,
             experiment_id=self.tracker.experiment_id, parent_run_id=self.tracker.parent_run_id,
             target=self.target, started=started, counts=counts, stopped_reason=stopped_reason, trials=table,
             best=best_per_value(table, config.scientific, direction=config.objective.direction, config=config),
@@ -255,8 +254,8 @@ def open_sweep(
     target = config.trials if trials is None else trials
     if target < 1:
         raise ConfigError(f"--trials must be at least 1 (got {target})")
-    storage_url = resolve_storage(storage, config)
-    tracking = resolve_tracking_uri(tracking_uri, config)
+    stores = Stores.resolve(storage, tracking_uri, config)
+    storage_url, tracking = stores.storage, stores.tracking_uri
     heartbeat_seconds()  # refuse a bad RNN_STUDY_HEARTBEAT_SECONDS or RNN_STUDY_THREADS before anything runs
     threads_setting()
     check_writable(storage_url, "storage")
@@ -265,7 +264,7 @@ def open_sweep(
     check_model_size(config, data, str(sweep.path))
     notes: list[str] = list(data.warnings)
     stale: list[int] = []
-    rdb = open_storage(storage_url, on_stale_trial=lambda study, trial: stale.append(trial.number))
+    rdb = stores.optuna_storage(create=True, on_stale_trial=lambda study, trial: stale.append(trial.number))
     versions = package_versions()
     with StudyLock(rdb, storage_url, config.name):
         refuse_lost_history(config.name, rdb, storage_url, tracking)
@@ -299,7 +298,7 @@ def open_sweep(
         except Exception as err:  # noqa: BLE001 - MLflow raises many kinds; all mean "cannot track"
             raise StoreError(store_problem("tracking URI", tracking, err)) from None
     opened = OpenSweep(
-        sweep=sweep, target=target, storage_url=storage_url, tracking_uri=tracking, storage=rdb, study=study,
+        sweep=sweep, target=target, stores=stores, storage=rdb, study=study,
         tracker=tracker, versions=versions, notes=notes, stale=stale,
     )
     opened.fail_stale_trials()
@@ -371,8 +370,8 @@ def replicate_if_asked(result: SweepResult, config: SweepConfig, reporter: Sweep
         return
     from study.search.replicate import replicate_best
 
-    result.replicates = replicate_best(result.study_name, config.replicates, None, result.storage,
-                                       result.tracking_uri, progress=reporter.replicate_started)
+    result.replicates = replicate_best(result.study_name, config.replicates, None,
+                                       Stores(result.storage, result.tracking_uri), progress=reporter.replicate_started)
 
 
 # How often a worker with nothing to claim looks at the study again: a cheap query, and at the end
@@ -420,7 +419,7 @@ def _run_until_target(opened: OpenSweep, objective, streak: _FailureStreak, repo
                     with contextlib.suppress(Exception):  # the stores may be what failed
                         _report_trial(opened, objective.outcome, reporter)
                 if objective.outcome is not None and objective.outcome.tracking_failed:
-                    raise StoreFailed(f"the tracking store {mask_password(opened.tracking_uri)} failed: "
+                    raise StoreFailed(f"the tracking store {mask_password(opened.stores.tracking_uri)} failed: "
                                       f"{objective.outcome.reason}; finished trials are kept: run the same "
                                       "command again to resume once it works")
                 continue

@@ -13,20 +13,20 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-import numpy as np
 import optuna
 
-from study.spec.hyperparameters import HYPERPARAMETERS
-
-from study.spec.sweep_file import SweepConfig
-from study.train.data import TaskData
-from study.train.fit import TrainingResult, TrialFailed, model_spec, train_and_evaluate
-from study.train.interrupts import CTRL_C, Interrupted, on_hard_stop, reason_of
-from study.train.models import cudnn_eligible, units_for_budget
 from study.search.progress import SilentReporter, SweepReporter
+from study.spec.hyperparameters import HYPERPARAMETERS
+from study.spec.seeds import trial_seed
+from study.spec.sweep_file import SweepConfig
 from study.store.locations import mask_passwords_in, store_failure
 from study.store.optuna_private import storage_of, trial_id_of
 from study.store.tracking import SweepTracker, TrialRun
+from study.train.data import TaskData
+from study.train.fit import TrainingResult, TrialFailed, train_and_evaluate
+from study.train.interrupts import CTRL_C, Interrupted, on_hard_stop, reason_of
+from study.train.models import cudnn_eligible
+from study.train.sizes import model_spec, units_for_budget
 
 
 # --------------------------------------------------------------------------- sampling and seeds
@@ -43,11 +43,6 @@ def sample_params(trial: optuna.Trial, config: SweepConfig) -> dict[str, Any]:
         else:
             params[name] = trial.suggest_float(name, hp.low, hp.high, step=hp.step, log=hp.log)
     return {name: params[name] for name in HYPERPARAMETERS if name in params}
-
-
-def trial_seed(sweep_seed: int, trial_number: int) -> int:
-    """A training seed derived from (sweep seed, trial number): distinct per trial, reproducible."""
-    return int(np.random.SeedSequence([sweep_seed, trial_number]).generate_state(1)[0] % (2**31 - 1))
 
 
 def fixed_settings(config: SweepConfig) -> dict[str, Any]:

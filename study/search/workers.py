@@ -23,12 +23,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator
 
+from study.search.progress import SilentReporter, SweepReporter
 from study.spec.base import ConfigError
 from study.spec.settings import STORAGE_ENV, THREADS_ENV, TRACKING_ENV
+from study.spec.states import finished_count
 from study.spec.sweep_file import Sweep
+from study.store.stores import Stores
 from study.train.interrupts import request_stop
-from study.search.progress import SilentReporter, SweepReporter
-from study.store.locations import resolve_storage, resolve_tracking_uri
 
 if TYPE_CHECKING:  # imported by run_workers once the workers are started: Optuna, SQLAlchemy, pandas
     from study.search.sweep import OpenSweep, SweepResult
@@ -151,7 +152,7 @@ def prepare_then_wait_for_parent(sweep: Sweep) -> bool:
         # What opening the stores imports, so that after the go only the stores themselves are opened.
         preload_storage_code()
         with contextlib.suppress(ConfigError):  # a bad URL is the parent's to report
-            preload(resolve_tracking_uri(None, sweep.config))
+            preload(Stores.resolve(config=sweep.config).tracking_uri)
         return sys.stdin.readline().strip() == "go"
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -189,11 +190,12 @@ def run_workers(
     # The workers start at once, before this process has imported Optuna, MLflow or pandas: they
     # import TensorFlow and load the data while this process checks and opens the stores, then wait
     # for its "go" before they touch the stores.
+    stores = Stores.resolve(storage, tracking_uri, sweep.config)
     env = {
         **os.environ,
         # The stores go by environment, not by argument: a password stays out of `ps` listings.
-        STORAGE_ENV: resolve_storage(storage, sweep.config),
-        TRACKING_ENV: resolve_tracking_uri(tracking_uri, sweep.config),
+        STORAGE_ENV: stores.storage,
+        TRACKING_ENV: stores.tracking_uri,
         THREADS_ENV: str(threads_per_worker(jobs)),
         PARENT_GO_ENV: "1",
         "PYTHONUNBUFFERED": "1",
@@ -236,7 +238,7 @@ def run_workers(
             if on_progress is not None and time.monotonic() - counted >= PROGRESS_SECONDS:
                 counted = time.monotonic()
                 counts = state_counts(opened.study)
-                on_progress(counts.get("COMPLETE", 0) + counts.get("PRUNED", 0), opened.target, counts)
+                on_progress(finished_count(counts), opened.target, counts)
             time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
         interrupted = True
@@ -251,7 +253,7 @@ def run_workers(
             _close(opened, finished=not interrupted)
     counts = state_counts(opened.study)
     if on_progress is not None:
-        on_progress(counts.get("COMPLETE", 0) + counts.get("PRUNED", 0), opened.target, counts)
+        on_progress(finished_count(counts), opened.target, counts)
     result = opened.result(len(opened.study.get_trials(deepcopy=False)) - trials_before, counts, None)
     outcome = WorkersResult(result, [w.returncode for w in workers], [list(w.tail) for w in workers])
     if not outcome.failed:

@@ -20,13 +20,15 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from study.store.trials import DIED
+from study.spec.states import FINISHED_STATES, MLFLOW_STATUS
+from study.store.locations import StudyNotFound, mask_password, sqlite_path
 from study.store.optuna_private import stale_trial_ids, trial_id_of
-from study.store.locations import StudyNotFound, mask_password, open_storage, resolve_storage, resolve_tracking_uri, sqlite_path
+from study.store.owners import owner_alive
+from study.store.stores import Stores
+from study.store.trials import DIED
 
 BETWEEN_STORES = ("its process stopped after MLflow recorded the trial but before Optuna did; Optuna failed the "
                   "trial, which is run again")
-STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
 
 
 @dataclass
@@ -61,12 +63,12 @@ class DoctorResult:
         } for f in self.findings], columns=["problem", "trial", "run", "detail", "action"])
 
 
-def _optuna_trials(study_name: str, storage_url: str, repair: bool, findings: list[Finding]) -> dict | None:
+def _optuna_trials(study_name: str, stores: Stores, repair: bool, findings: list[Finding]) -> dict | None:
     """The study's trials by number (None: no such study); with `repair`, stale RUNNING trials failed first."""
-    path = sqlite_path(storage_url)
+    path = sqlite_path(stores.storage)
     if path is not None and (not path.exists() or path.stat().st_size == 0):
         return None
-    rdb = open_storage(storage_url, create=False)
+    rdb = stores.optuna_storage()
     if study_name not in optuna.get_all_study_names(rdb):
         return None
     study = optuna.load_study(study_name=study_name, storage=rdb)
@@ -91,15 +93,15 @@ def _stale_numbers(study: optuna.Study, rdb) -> set[int]:
     return {t.number for t in study.get_trials(deepcopy=False) if trial_id_of(t) in ids}
 
 
-def check_study(study_name: str, storage: str | None = None, tracking_uri: str | None = None,
-                repair: bool = False) -> DoctorResult:
-    """Compare the study's Optuna trials with its MLflow runs; with `repair`, fix what is safe."""
-    from study.store.tracking import owner_alive, repair_run, study_runs
+def check_study(study_name: str, stores: Stores, repair: bool = False) -> DoctorResult:
+    """Compare the study's Optuna trials with its MLflow runs, each store read as it is (not the
+    joined trials table: the doctor looks for where they differ); with `repair`, fix what is safe."""
+    from study.store.tracking import repair_run, study_runs
 
-    storage_url, tracking = resolve_storage(storage), resolve_tracking_uri(tracking_uri)
+    storage_url, tracking = stores.storage, stores.tracking_uri
     runs = study_runs(tracking, study_name)  # MLflow first: a run exists only once its trial does
     findings: list[Finding] = []
-    trials = _optuna_trials(study_name, storage_url, repair, findings)
+    trials = _optuna_trials(study_name, stores, repair, findings)
     if trials is None and not runs:
         raise StudyNotFound(f"no study named {study_name!r} in {mask_password(storage_url)} or "
                             f"{mask_password(tracking)}")
@@ -148,7 +150,7 @@ def check_study(study_name: str, storage: str | None = None, tracking_uri: str |
                 act(Finding("missing-run", number, recorded, f"Optuna {state}, its MLflow run was deleted",
                             "restored"), recorded, restore=True)
                 run = dict(deleted, deleted=False)
-            elif state in ("COMPLETE", "PRUNED") or recorded:
+            elif state in FINISHED_STATES or recorded:
                 findings.append(Finding("missing-run", number, recorded,
                                         f"Optuna {state}, but MLflow has no run of this trial; reports will not "
                                         "count it"))
@@ -174,7 +176,7 @@ def check_study(study_name: str, storage: str | None = None, tracking_uri: str |
                                         "UI if nothing runs it"))
         elif run["role"] == "parent" and not live_trials:
             target = run["tags"].get("target_trials", "")
-            done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials.values())
+            done = sum(t.state.name in FINISHED_STATES for t in trials.values())
             finished = target.isdigit() and done >= int(target)
             act(Finding("running-leftover", None, run["run_id"],
                         "the study's parent run is RUNNING but no trial runs (its sweep was killed)",
@@ -203,9 +205,9 @@ def _compare(number: int, trial, run: dict, act) -> None:
                         "marked FAIL (KILLED)"),
                 run["run_id"], state="FAIL", status="KILLED", reason=BETWEEN_STORES if said != "FAIL" else reason)
         return
-    if said != state or status != STATUS[state]:
+    if said != state or status != MLFLOW_STATUS[state]:
         metrics = {k: v for k, v in trial.user_attrs.items() if isinstance(v, (int, float)) and k != "seed"}
         kind = "running-leftover" if status == "RUNNING" else "state-mismatch"
         act(Finding(kind, number, run["run_id"], f"Optuna {state}, MLflow {said or '?'}/{status}",
                     f"marked {state} with Optuna's figures"),
-            run["run_id"], state=state, status=STATUS[state], metrics=metrics)
+            run["run_id"], state=state, status=MLFLOW_STATUS[state], metrics=metrics)

@@ -2,7 +2,7 @@
 
 Checked against MLflow 3.17.2; `tests/test_private_apis.py` fails when one of them changes. The one
 name is `mlflow.store.db.utils._initialize_tables`, what MLflow runs on a new tracking database,
-which `study.store.tracking.new_sqlite_store` runs once per machine to keep a template of an empty
+which `study.store.mlflow_template.new_sqlite_store` runs once per machine to keep a template of an empty
 store. Nothing else in the package uses a private MLflow name.
 """
 

@@ -1,6 +1,7 @@
 """MLflow tracking: one experiment per sweep, a parent run per study, a nested run per trial.
 
-This is the only module that talks to MLflow. It writes through `MlflowClient` (no fluent global
+This is the only module that uses MLflow's tracking API (a new local store is first copied from
+an empty one by `study.store.mlflow_template`). It writes through `MlflowClient` (no fluent global
 state), batches each epoch's metrics into one `log_batch` call, written on a background thread
 while training goes on (in order, and waited for before the run's final write), and never leaves a
 run RUNNING that no live process owns: runs of trials that died are closed as KILLED when the sweep
@@ -14,7 +15,6 @@ import json
 import logging
 import math
 import os
-import socket
 import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,7 +25,10 @@ import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from study.spec.states import MLFLOW_STATUS
 from study.store.locations import prepare_local_store, sqlite_path
+from study.store.mlflow_template import new_sqlite_store
+from study.store.owners import owner_alive, process_owner
 
 # MLflow's SQL store runs alembic migrations on first use and logs each step at INFO level.
 logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -62,61 +65,10 @@ def preload(tracking_uri: str) -> None:
             import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 
 
-def store_template_folder() -> Path:
-    """Where the empty tracking database `new_sqlite_store` copies is kept: the user's cache."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rnn-study"
-
-
-def new_sqlite_store(path: Path) -> None:
-    """Create the tracking database `path` as a copy of an empty one that MLflow made once, on this
-    machine, for this MLflow version.
-
-    MLflow creates a new SQLite store by running its schema migrations one by one (about 100
-    alembic steps: 1.5-2.5 s of CPU on 2 cores, before the first trial of every new store); the
-    copy is the database those steps produce (tables, indexes, schema revision), before MLflow adds
-    its Default experiment, which it then adds to the copy as it would have. Nothing is ever half
-    made: the template is renamed into place once complete, the copy linked into place (a process
-    that created `path` first wins). If anything fails, `path` is left absent and MLflow creates
-    it the usual way.
-    """
-    import shutil
-    import sqlite3
-
-    import mlflow
-
-    folder = store_template_folder()
-    template = folder / f"mlflow-{mlflow.__version__}-sqlite-{sqlite3.sqlite_version}.db"
-    making = folder / f".{template.name}.{os.getpid()}"
-    copy = path.parent / f".{path.name}.{os.getpid()}.new"
-    try:
-        if not template.exists():
-            import sqlalchemy
-
-            from study.store.mlflow_private import create_tables
-
-            folder.mkdir(parents=True, exist_ok=True)
-            engine = sqlalchemy.create_engine(f"sqlite:///{making}")
-            try:
-                create_tables(engine)
-            finally:
-                engine.dispose()
-            os.replace(making, template)
-        shutil.copyfile(template, copy)
-        with contextlib.suppress(FileExistsError):  # another process created it meanwhile
-            os.link(copy, path)
-    except Exception:  # noqa: BLE001, S110 - a cache or folder that cannot be written: MLflow creates the store
-        pass
-    finally:
-        for leftover in (making, copy):
-            with contextlib.suppress(OSError):
-                leftover.unlink(missing_ok=True)
-
-
 EXPERIMENT_KIND, TRAINING = "mlflow.experimentKind", "custom_model_development"
 ROLE_TAG = "run_role"  # "parent" for the study run, "trial" for a trial run, "rerun" or "replicate"
 OWNER_TAG = "owner_process"  # host:pid:start time of the process that writes a run, to tell when it died
 RETRAIN_ROLES = ("rerun", "replicate")
-MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
 
 
 class SweepTracker:
@@ -350,37 +302,6 @@ class TrialRun:
         for name, content in (artifacts or {}).items():
             self.client.log_text(self.run_id, json.dumps(content, indent=2, default=str), name)
         self.client.set_terminated(self.run_id, status or MLFLOW_STATUS.get(state, "FAILED"))
-
-
-def _start_time(pid: int) -> str:
-    """A process's start time in clock ticks since boot (Linux), so a reused pid is not taken for it."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def process_owner() -> str:
-    """This process as `host:pid:start time`, the `owner_process` tag of the runs it writes."""
-    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
-
-
-def owner_alive(owner: str) -> bool | None:
-    """Whether the process an `owner_process` tag names still runs; None when it cannot be told
-    (another machine, or a run written before runs named their process)."""
-    host, _, rest = owner.partition(":")
-    pid, _, started = rest.partition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return None
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's process: it exists
-    current = _start_time(int(pid))
-    return not (current and started != current)
 
 
 def model_name(params: dict[str, Any]) -> str:

@@ -4,8 +4,8 @@ one trial's record (enough to retrain it), and hyperparameter importance.
 These are the tables behind `study list`, `study show`, the sweep's closing summary, replicates
 and the seeds table; for notebooks they are the same DataFrames:
 
-    from study.store.trials import trials_table
-    trials_table("quick", "sqlite:///mlruns/optuna.db")
+    from study.store.stores import Stores
+    Stores.resolve().trials("quick")   # the trials table: Optuna's, with MLflow's run ids joined in
 """
 
 from __future__ import annotations
@@ -19,23 +19,23 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from study.spec.hyperparameters import HYPERPARAMETERS
+from study.spec.states import FINISHED_STATES, TRIAL_STATES
 from study.spec.sweep_file import SweepConfig, parse_config
-from study.store.locations import StudyNotFound, mask_password, open_storage
+from study.store.locations import StudyNotFound, mask_password
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+FINISHED = tuple(TrialState[state] for state in FINISHED_STATES)  # study.spec.states, as Optuna states
 
 
 # A failed trial without a recorded reason was failed for want of heartbeats: its process died.
 DIED = "its process stopped (killed, or its machine lost) before the trial ended"
 
 
-def _load(study_name: str, storage: str) -> optuna.Study:
-    rdb = open_storage(storage, create=False)
-    names = optuna.get_all_study_names(rdb)
+def _load(study_name: str, storage: optuna.storages.RDBStorage) -> optuna.Study:
+    names = optuna.get_all_study_names(storage)
     if study_name not in names:
         known = ", ".join(names) or "none"
-        raise StudyNotFound(f"no study named {study_name!r} in {mask_password(storage)} (studies: {known})")
-    return optuna.load_study(study_name=study_name, storage=rdb)
+        raise StudyNotFound(f"no study named {study_name!r} in {mask_password(storage.url)} (studies: {known})")
+    return optuna.load_study(study_name=study_name, storage=storage)
 
 
 @dataclass
@@ -52,7 +52,7 @@ class TrialRecord:
     user_attrs: dict[str, Any]
 
 
-def load_trial(study_name: str, number: int, storage: str) -> TrialRecord:
+def load_trial(study_name: str, number: int, storage: optuna.storages.RDBStorage) -> TrialRecord:
     study = _load(study_name, storage)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if number not in trials:
@@ -68,22 +68,20 @@ def load_trial(study_name: str, number: int, storage: str) -> TrialRecord:
     )
 
 
-def study_configs(storage: str) -> dict[str, SweepConfig]:
+def study_configs(storage: optuna.storages.RDBStorage) -> dict[str, SweepConfig]:
     """The sweep config of every study in `storage` that rnn-study created."""
-    rdb = open_storage(storage, create=False)
     configs = {}
-    for summary in optuna.get_all_study_summaries(rdb, include_best_trial=False):
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         if "config" in summary.user_attrs:
             configs[summary.study_name] = parse_config(json.loads(summary.user_attrs["config"]), source=summary.study_name)
     return configs
 
 
-def list_studies(storage: str) -> pd.DataFrame:
+def list_studies(storage: optuna.storages.RDBStorage) -> pd.DataFrame:
     """One row per study in `storage`: task, trial counts by state, best value."""
-    rdb = open_storage(storage, create=False)
     rows = []
-    for name in optuna.get_all_study_names(rdb):
-        study = optuna.load_study(study_name=name, storage=rdb)
+    for name in optuna.get_all_study_names(storage):
+        study = optuna.load_study(study_name=name, storage=storage)
         best = _best_trial(study)
         rows.append({
             "study": name,
@@ -97,8 +95,10 @@ def list_studies(storage: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def trials_table(study_name: str, storage: str) -> pd.DataFrame:
-    """One row per trial: state, score, test metrics, every hyperparameter, size and speed."""
+def trials_table(study_name: str, storage: optuna.storages.RDBStorage) -> pd.DataFrame:
+    """One row per trial, as Optuna recorded it: state, score, test metrics, every hyperparameter,
+    size and speed, seed, fail reason, MLflow run id. (`study.store.stores.Stores.trials` is the
+    study's trials table: this one, with MLflow joined in.)"""
     study = _load(study_name, storage)
     metric = study.user_attrs.get("metric", "value")
     rows = []
@@ -149,7 +149,7 @@ def _best_trial(study: optuna.Study) -> FrozenTrial | None:
 
 
 def state_counts(study: optuna.Study) -> dict[str, int]:
-    counts = {state.name: 0 for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)}
+    counts = dict.fromkeys(TRIAL_STATES, 0)
     for trial in study.get_trials(deepcopy=False):
         counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
     return counts
@@ -163,7 +163,7 @@ IMPORTANCE_EVALUATORS = {
 }
 
 
-def param_importances(study_name: str, storage: str, evaluator: str = "fanova") -> dict[str, float]:
+def param_importances(study_name: str, storage: optuna.storages.RDBStorage, evaluator: str = "fanova") -> dict[str, float]:
     """Normalised importance of each searched hyperparameter over the completed trials.
 
     Returns {} when fewer than two completed trials exist or nothing was searched; the evaluator

@@ -20,8 +20,9 @@ import numpy as np
 from study.train.backend import gpu_available, keras
 from study.train.data import TaskData
 from study.train.interrupts import interrupts_kept_through_native_code
-from study.train.models import ModelSpec, build_model, resolve_jit_compile
+from study.train.models import build_model, resolve_jit_compile
 from study.train.reuse import TRACED_MODELS, kernel_cache_kept
+from study.train.sizes import model_spec
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 PruneCheck = Callable[[int, float], bool]  # (epoch, validation value) -> stop this trial now?
@@ -29,13 +30,6 @@ PruneCheck = Callable[[int, float], bool]  # (epoch, validation value) -> stop t
 
 class TrialFailed(Exception):
     """A trial that cannot produce a score (e.g. its loss became NaN); the sweep goes on."""
-
-
-def model_spec(data: TaskData) -> ModelSpec:
-    return ModelSpec(
-        input_shape=tuple(data.input_shape), kind=data.kind,
-        num_classes=data.num_classes, vocab_size=data.vocab_size,
-    )
 
 
 @dataclass

@@ -8,26 +8,15 @@ recorded params. The architecture is the one every lab notebook writes by hand:
 
 `input_dropout` and `recurrent_dropout` live inside each cell (Keras `dropout=` and
 `recurrent_dropout=`); the other two are Dropout layers. Params recorded before issue 17 may say
-`dropout` or `head_dropout`; they are built with their old meaning (see `config.LEGACY_DROPOUTS`).
+`dropout` or `head_dropout`; they are built with their old meaning (see `study.spec.hyperparameters.LEGACY_DROPOUTS`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from study.train.backend import keras
-from study.spec.hyperparameters import HYPERPARAMETERS
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What the model needs to know about its task: input shape, output kind and vocabulary."""
-
-    input_shape: tuple[int, ...]
-    kind: str  # "multiclass" | "binary" | "regression"
-    num_classes: int | None = None
-    vocab_size: int | None = None
+from study.train.sizes import ModelSpec, with_defaults
 
 
 RECURRENT_LAYERS = {"SimpleRNN": keras.layers.SimpleRNN, "GRU": keras.layers.GRU, "LSTM": keras.layers.LSTM}
@@ -40,16 +29,8 @@ OUTPUTS = {
 }
 
 
-def with_defaults(params: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
-    """Fill every hyperparameter the caller left out with its documented default."""
-    is_text = spec.vocab_size is not None
-    full = {name: dim.default for name, dim in HYPERPARAMETERS.items() if is_text or not dim.text_only}
-    full.update(params)
-    return full
-
-
 def build_model(spec: ModelSpec, params: dict[str, Any], jit_compile: bool | str = "auto") -> keras.Model:
-    """Build and compile the model described by `params` (see config.HYPERPARAMETERS).
+    """Build and compile the model described by `params` (see `study.spec.hyperparameters.HYPERPARAMETERS`).
 
     `jit_compile` is how the model is run, not what it is: True compiles training with XLA,
     "auto" leaves it to Keras (which keeps XLA off on CPU-only TensorFlow); a sweep's own "auto"
@@ -143,44 +124,3 @@ def cudnn_eligible(params: dict[str, Any]) -> bool:
         and params.get("activation", "tanh") == "tanh"
         and params.get("recurrent_dropout", 0.0) == 0
     )
-
-
-GATES = {"SimpleRNN": (1, 1), "GRU": (3, 2), "LSTM": (4, 1)}  # (gates, bias vectors per gate)
-
-
-def parameter_count(spec: ModelSpec, params: dict[str, Any]) -> int:
-    """The trainable parameters `build_model(spec, params)` would have, without building it.
-
-    Keras' GRU uses reset_after=True (two bias vectors per gate); a Bidirectional layer doubles
-    its weights and its output width.
-    """
-    p = with_defaults(params, spec)
-    gates, biases = GATES[p["cell"]]
-    directions = 2 if p["bidirectional"] else 1
-    count = 0
-    if spec.vocab_size is not None:
-        width = p["embedding_dim"]
-        count += spec.vocab_size * width
-    else:
-        width = spec.input_shape[-1]
-    for _ in range(p["depth"]):
-        units = p["units"]
-        count += directions * gates * (units * (width + units) + biases * units)
-        width = directions * units
-    if p["dense_units"] > 0:
-        count += width * p["dense_units"] + p["dense_units"]
-        width = p["dense_units"]
-    outputs = spec.num_classes if spec.kind == "multiclass" else 1
-    return count + width * outputs + outputs
-
-
-def units_for_budget(spec: ModelSpec, params: dict[str, Any], budget: int) -> int:
-    """The unit count whose model comes closest to `budget` parameters (for size-matched comparisons)."""
-    best_units, best_gap = 1, float("inf")
-    for units in range(1, 4097):
-        gap = abs(parameter_count(spec, {**params, "units": units}) - budget)
-        if gap < best_gap:
-            best_units, best_gap = units, gap
-        elif gap > best_gap:
-            break  # the count grows with units, so the gap only widens from here
-    return best_units
