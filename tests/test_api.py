@@ -75,3 +75,23 @@ def test_the_readmes_notebook_section_runs_as_written(scripted_training, tmp_pat
     assert list(cell["rep"].tables["best"]["cell"]) == ["SimpleRNN", "GRU", "LSTM"] and cell["rep"].figures
     assert (tmp_path / "reports" / "quick" / "report.html").exists()
     assert len(cell["history"]) == 24 * 15  # the quick sweep has no pruner: every trial runs every epoch
+
+
+MODULES_SNAPSHOT = """
+import json, logging, os, warnings
+import mlflow, mlflow.entities, mlflow.tracking, numpy, optuna, pandas, pydantic, rich, sqlalchemy, typer, yaml
+def state():
+    levels = {n: l.level for n, l in logging.Logger.manager.loggerDict.items() if isinstance(l, logging.Logger)}
+    return [levels, dict(os.environ), [str(f) for f in warnings.filters], logging.getLogger().level]
+before = state()
+import study.app.cli, study.search.sweep, study.store.doctor, study.store.stores, study.store.tracking
+print(json.dumps(before == state()))
+"""
+
+
+def test_importing_the_sweep_and_the_stores_configures_nothing_until_called():
+    # Optuna's and MLflow's logging are quieted by the sweep and by our MLflow client when they run
+    # (study.search.sweep.quiet_optuna, study.store.tracking.quiet_mlflow), never on import: a
+    # notebook that imports them keeps its own logging. The libraries themselves are imported first.
+    done = subprocess.run([sys.executable, "-c", MODULES_SNAPSHOT], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) is True

@@ -46,9 +46,14 @@ from study.store.trials import FINISHED, _best_trial, state_counts, trials_table
 from study.train.data import load_task
 from study.train.interrupts import on_hard_stop
 
-# Our own messages say what failed; Optuna's per-trial INFO/WARNING lines would repeat them.
-optuna.logging.set_verbosity(optuna.logging.ERROR)
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+def quiet_optuna() -> None:
+    """Silence Optuna for this process, as every sweep does when it starts (never on import).
+
+    Our own messages say what failed; Optuna's per-trial INFO/WARNING lines would repeat them.
+    """
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 @dataclass
@@ -248,6 +253,7 @@ def open_sweep(
     Creating the study and its MLflow experiment and parent run happens under the study's lock,
     so workers that start together share one of each.
     """
+    quiet_optuna()
     from study.store.tracking import SweepTracker  # MLflow: only once the sweep is checked
 
     config = sweep.config

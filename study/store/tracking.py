@@ -30,13 +30,17 @@ from study.store.locations import prepare_local_store, sqlite_path
 from study.store.mlflow_template import new_sqlite_store
 from study.store.owners import owner_alive, process_owner
 
-# MLflow's SQL store runs alembic migrations on first use and logs each step at INFO level.
-logging.getLogger("alembic").setLevel(logging.WARNING)
-# On a failed SQL write it logs the caught error with its traceback, then raises it again; the sweep
-# says it in one line (`stores.store_failure`), so its own ERROR lines (10 tracebacks on a full disk) go.
-logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
-# Downloading a run's artifacts (models, configs for reports) would print a tqdm bar per file.
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+def quiet_mlflow() -> None:
+    """Silence MLflow's own output for this process; every client of ours calls it (never on import)."""
+    # MLflow's SQL store runs alembic migrations on first use and logs each step at INFO level.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # On a failed SQL write it logs the caught error with its traceback, then raises it again; the sweep
+    # says it in one line (`locations.store_failure`), so its own ERROR lines (10 tracebacks on a full disk) go.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+    # Downloading a run's artifacts (models, configs for reports) would print a tqdm bar per file.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
 
 def client_for(tracking_uri: str) -> MlflowClient:
     """An MLflow client that prints nothing of its own.
@@ -46,6 +50,7 @@ def client_for(tracking_uri: str) -> MlflowClient:
     Set for every client (and inherited by `--jobs` workers), so no caller can turn it back on.
     A local SQLite store that does not exist yet starts as a copy of an empty one (`new_sqlite_store`).
     """
+    quiet_mlflow()
     path = sqlite_path(tracking_uri)
     if path is not None and str(path) not in ("", ":memory:") and not path.exists():
         new_sqlite_store(path)
