@@ -115,6 +115,20 @@ def test_the_rdb_storage_code_is_the_module_of_optunas_tables():
     assert "models" in vars(importlib.import_module("optuna.storages._rdb.storage"))
 
 
+def test_a_trials_last_write_runs_in_the_module_optuna_study_tell():
+    """`optuna.study._tell`, by name only: `study.train.interrupts` holds a Ctrl-C back while a frame
+    of that module runs (the write that ends a trial, from `Study.tell` and from `Study.optimize`),
+    so a trial is never left half-recorded. Nothing of it is called."""
+    import optuna.study._optimize
+    import optuna.study._tell
+
+    from study.train.interrupts import _BOOKKEEPING
+
+    assert "optuna.study._tell" in _BOOKKEEPING and optuna.study._tell.__name__ == "optuna.study._tell"
+    assert "_tell_with_warning(" in inspect.getsource(optuna.Study.tell)
+    assert "_tell_with_warning(" in inspect.getsource(optuna.study._optimize)
+
+
 # --------------------------------------------------------------------------- MLflow
 
 

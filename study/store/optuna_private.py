@@ -6,7 +6,9 @@ same names: a study's storage and ids (`Study._storage`, `Study._study_id`, `_tr
 how samplers read a study's trials (`Study._get_trials(use_cache=)`), how Hyperband makes the study
 of a bracket (`HyperbandPruner._create_bracket_study`), which RUNNING trials lost their heartbeat
 (`RDBStorage._get_stale_trial_ids`) and the module of its database tables (`optuna.storages._rdb.models`).
-Nothing else in the package uses a private Optuna name.
+One more is used by name only: `study.train.interrupts` holds a Ctrl-C back while a frame of
+`optuna.study._tell` (the write that ends a trial) runs. Nothing else in the package uses a private
+Optuna name.
 """
 
 from __future__ import annotations

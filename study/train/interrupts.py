@@ -45,6 +45,7 @@ def reason_of(err: KeyboardInterrupt) -> str:
 # A signal that arrives while code of these modules runs waits until it returns: these are the
 # writes to the stores (MLflow, Optuna's storage and their database drivers), and the places where
 # Python would swallow the exception (weakref callbacks and finalizers run by the garbage collector).
+# `optuna.study._tell` is a private module, named only (tests/test_private_apis.py checks it).
 _BOOKKEEPING = ("mlflow", "sqlalchemy", "optuna.storages", "optuna.study._tell", "study.store.tracking",
                 "sqlite3", "psycopg", "pymysql", "MySQLdb", "requests", "urllib3", "http.client",
                 "weakref", "_weakrefset")
