@@ -1,1 +1,1 @@
-"""The two stores: where they live and how they are checked, Optuna's trials read back, MLflow runs written and read, the doctor, and the private Optuna and MLflow APIs they rely on."""
+"""The two stores: one handle on them with the study's trials table, where they live and how they are checked, Optuna's trials read back, MLflow runs written and read, the doctor, and the private Optuna and MLflow APIs they rely on."""
