@@ -145,3 +145,52 @@ def test_replicates_are_the_strongest_evidence_and_disagreement_between_kinds_me
                             verdict.paired_evidence(draws, ["GRU", "LSTM"], True), evidence)
     assert result.basis == "replicates" and result.winner is None
     assert "put LSTM first" in result.headline and "put GRU first" in result.headline
+
+
+# --------------------------------------------------------------------------- what the metric allows
+
+
+def test_wilcoxons_smallest_p_is_scipys_and_too_few_draws_are_said_with_the_n_they_need():
+    for n in (3, 4, 5, 6, 7):
+        one_sided = np.arange(1, n + 1) / 100  # every difference of one sign: the most extreme data
+        assert stats.smallest_wilcoxon_p(n) == pytest.approx(scipy_stats.wilcoxon(one_sided).pvalue)
+    assert [stats.draws_needed(pairs) for pairs in (1, 2, 3)] == [6, 7, 7]
+    # GRU better than both others on 4 of 4 draws, both intervals above zero: still no test can say it.
+    draws = pd.DataFrame({"GRU": [0.90, 0.80, 0.85, 0.95], "LSTM": [0.87, 0.78, 0.80, 0.90],
+                          "SimpleRNN": [0.70, 0.60, 0.66, 0.72]})
+    found = decide_on_draws(draws)
+    assert found.winner is None
+    [warning] = [w for w in found.warnings if "cannot be enough" in w]
+    assert "4 paired draws" in warning and "smallest possible p is 0.125" in warning
+    assert "after Holm's correction over 3 pairs" in warning and "at least 7 paired draws" in warning
+    assert "too few for the test to decide at all: it needs at least 7" in found.headline
+    # With 8 draws the same lead can be tested: no such warning.
+    more = decide_on_draws(pd.concat([draws, draws + 0.01], ignore_index=True))
+    assert not any("cannot be enough" in w for w in more.warnings)
+
+
+def test_no_interval_leaves_the_metrics_range_and_a_cut_one_is_flagged():
+    # Four replicates spread from 0.35 to 0.99: the t-interval of their mean runs past 1.
+    replicates = pd.DataFrame({"cell": ["GRU"] * 4 + ["LSTM"] * 4,
+                               SCORE: [0.99, 0.98, 0.35, 0.97, 0.05, 0.9, 0.1, 0.08]})
+    raw = stats.t_interval(replicates[replicates["cell"] == "GRU"][SCORE].to_numpy())
+    assert raw[1] > 1  # what used to be printed
+    summary = stats.summarize(replicates, ["cell"], SCORE).set_index("cell")
+    assert summary.loc["GRU", "ci_high"] == 1.0 and summary.loc["GRU", "ci_clipped"]
+    assert summary.loc["GRU", "ci_low"] == pytest.approx(raw[0])  # only the impossible side is cut
+    assert (summary["ci_low"] >= 0).all() and (summary["ci_high"] <= 1).all()
+    pairs = stats.pairwise(replicates, "cell", SCORE)
+    assert (pairs["ci_low"] >= -1).all() and (pairs["ci_high"] <= 1).all()
+    assert pairs["ci_clipped"].iloc[0] and pairs["ci_high"].iloc[0] == 1.0  # Welch's interval ran to +118.6 pp
+    assert "to +100.0, cut to the metric's range)" in stats.sentences(pairs, SCORE)[0]
+    # A loss is never below 0; an interval inside the range is left exactly as it was.
+    losses = pd.DataFrame({"cell": ["GRU"] * 3, "val_loss": [0.01, 0.02, 0.5]})
+    assert stats.summarize(losses, ["cell"], "val_loss")["ci_low"].iloc[0] == 0.0
+    tight = pd.DataFrame({"cell": ["GRU"] * 3, SCORE: [0.80, 0.81, 0.82]})
+    row = stats.summarize(tight, ["cell"], SCORE).iloc[0]
+    assert not row["ci_clipped"] and (row["ci_low"], row["ci_high"]) == pytest.approx(
+        stats.t_interval(tight[SCORE].to_numpy()))
+    # Paired differences of accuracies stay within +-100 pp.
+    wild = pd.DataFrame({"A": [1.0, 0.0, 1.0], "B": [0.0, 0.9, 0.0]})
+    table = stats.paired_pairwise(wild, ["A", "B"], score=SCORE)
+    assert table["ci_low"].iloc[0] >= -1 and table["ci_high"].iloc[0] <= 1 and table["ci_clipped"].iloc[0]

@@ -17,18 +17,55 @@ from scipy import stats
 PERCENT_METRICS = ("accuracy",)  # differences in these read best as percentage points
 
 
+# --------------------------------------------------------------------------- the metric's range
+
+
+def score_range(score: str) -> tuple[float, float]:
+    """The values a score can take: an accuracy in [0, 1]; a loss or MAE in [0, inf)."""
+    if any(word in score for word in PERCENT_METRICS):
+        return 0.0, 1.0
+    return 0.0, math.inf
+
+
+def difference_range(score: str) -> tuple[float, float]:
+    """The values a difference of two scores can take: [-1, +1] (+-100 pp) for accuracies."""
+    low, high = score_range(score)
+    return low - high, high - low
+
+
+def within(low: float, high: float, bounds: tuple[float, float]) -> tuple[float, float, bool]:
+    """An interval cut to `bounds`, and whether it had to be.
+
+    Why a clipped t-interval, not a bootstrap: with the 2-8 replicates or draws a study has, a
+    percentile bootstrap is too narrow (it cannot see beyond the few values there are), and
+    Wilson's interval is for proportions of independent 0/1 outcomes, not means of accuracies.
+    The t-interval keeps its nominal coverage, and since the true mean always lies inside the
+    metric's range, cutting the interval to that range never excludes it: coverage is unchanged,
+    and no printed bound is impossible. Where it was cut, the interval is flagged (`ci_clipped`):
+    the data are too few or too spread to say more than the range itself.
+    """
+    if math.isnan(low) or math.isnan(high):
+        return low, high, False
+    cut_low, cut_high = max(low, bounds[0]), min(high, bounds[1])
+    return cut_low, cut_high, (cut_low, cut_high) != (low, high)
+
+
+# --------------------------------------------------------------------------- replicates
+
+
 def summarize(values: pd.DataFrame, by: list[str], score: str, confidence: float = 0.95) -> pd.DataFrame:
-    """n, mean, standard deviation and a t-based confidence interval of `score` per group."""
+    """n, mean, standard deviation and a t-based confidence interval of `score` per group, cut to the
+    score's range (`within`; `ci_clipped` says where)."""
     rows = []
     for key, group in values.groupby(by, sort=True):
         scores = group[score].dropna().to_numpy(float)
         n = len(scores)
         mean = float(np.mean(scores)) if n else math.nan
         sd = float(np.std(scores, ddof=1)) if n > 1 else math.nan
-        low, high = t_interval(scores, confidence)
+        low, high, clipped = within(*t_interval(scores, confidence), score_range(score))
         rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))),
-                     "n": n, "mean": mean, "sd": sd, "ci_low": low, "ci_high": high})
-    return pd.DataFrame(rows, columns=[*by, "n", "mean", "sd", "ci_low", "ci_high"])
+                     "n": n, "mean": mean, "sd": sd, "ci_low": low, "ci_high": high, "ci_clipped": clipped})
+    return pd.DataFrame(rows, columns=[*by, "n", "mean", "sd", "ci_low", "ci_high", "ci_clipped"])
 
 
 def holm(pvalues: list[float]) -> list[float]:
@@ -83,10 +120,10 @@ def pairwise(
             p = float(stats.mannwhitneyu(x, y, alternative="two-sided").pvalue)
         else:
             raise ValueError(f"unknown test {test!r}; use welch or mannwhitney")
-        low, high = welch_interval(x, y)
+        low, high, clipped = within(*welch_interval(x, y), difference_range(score))
         rows.append({"a": a, "b": b, "difference": float(np.mean(x) - np.mean(y)),
-                     "ci_low": low, "ci_high": high, "p": 1.0 if math.isnan(p) else p})
-    table = pd.DataFrame(rows, columns=["a", "b", "difference", "ci_low", "ci_high", "p"])
+                     "ci_low": low, "ci_high": high, "ci_clipped": clipped, "p": 1.0 if math.isnan(p) else p})
+    table = pd.DataFrame(rows, columns=["a", "b", "difference", "ci_low", "ci_high", "ci_clipped", "p"])
     table["p_holm"] = holm(table["p"].tolist()) if len(table) else []
     table["significant"] = table["p_holm"] < alpha
     table["test"] = {"welch": "Welch's t", "mannwhitney": "Mann-Whitney U"}[test]
@@ -103,7 +140,7 @@ def sentences(comparisons: pd.DataFrame, score: str, alpha: float = 0.05) -> lis
         verdict = "significant" if row.significant else "not significant"
         lines.append(
             f"{row.a} vs {row.b}: {row.difference * scale:+.{digits}f}{unit} "
-            f"(95% CI {row.ci_low * scale:+.{digits}f} to {row.ci_high * scale:+.{digits}f}), "
+            f"(95% CI {row.ci_low * scale:+.{digits}f} to {row.ci_high * scale:+.{digits}f}{_cut(row)}), "
             f"{verdict} at {alpha:g} after Holm ({row.test}, p = {row.p:.3g}, adjusted {row.p_holm:.3g})"
         )
     return lines
@@ -112,12 +149,29 @@ def sentences(comparisons: pd.DataFrame, score: str, alpha: float = 0.05) -> lis
 # --------------------------------------------------------------------------- paired draws
 
 
-def paired_pairwise(draws: pd.DataFrame, values: list, alpha: float = 0.05, confidence: float = 0.95) -> pd.DataFrame:
+def smallest_wilcoxon_p(n: int) -> float:
+    """The smallest two-sided p-value Wilcoxon's signed-rank test can give on `n` non-zero
+    differences: all of one sign, 2 / 2**n (0.125 for 4 draws, 0.031 for 6)."""
+    return min(1.0, 2.0 / 2**n) if n > 0 else 1.0
+
+
+def draws_needed(pairs: int, alpha: float = 0.05) -> int:
+    """The fewest paired draws with which Wilcoxon's test can reach Holm-adjusted p < `alpha` over
+    `pairs` comparisons at all (the most significant pair is multiplied by `pairs`)."""
+    n = 1
+    while pairs * smallest_wilcoxon_p(n) >= alpha:
+        n += 1
+    return n
+
+
+def paired_pairwise(draws: pd.DataFrame, values: list, alpha: float = 0.05, confidence: float = 0.95,
+                    score: str = "") -> pd.DataFrame:
     """Every pair of compared values on paired draws (one row per draw, one score column per value).
 
     For a, b: n draws, wins of a, wins of b, ties, the mean of (a - b) with a t-interval
-    (`scipy.stats.ttest_rel`), the Wilcoxon signed-rank p-value (two-sided; exact for small n,
-    zero differences dropped) and its Holm adjustment over the pairs.
+    (`scipy.stats.ttest_rel`, cut to the range of a difference of `score`: `within`), the Wilcoxon
+    signed-rank p-value (two-sided; exact for small n, zero differences dropped), the smallest p it
+    could give on these draws (`smallest_p`), and its Holm adjustment over the pairs.
     """
     rows = []
     for a, b in itertools.combinations(values, 2):
@@ -133,12 +187,14 @@ def paired_pairwise(draws: pd.DataFrame, values: list, alpha: float = 0.05, conf
                 interval = stats.ttest_rel(x, y).confidence_interval(confidence)
                 low, high = float(interval.low), float(interval.high)
             p = 1.0 if np.all(differences == 0) else float(stats.wilcoxon(x, y).pvalue)
+        low, high, clipped = within(low, high, difference_range(score))
         rows.append({"a": a, "b": b, "n": n, "wins_a": int((differences > 0).sum()),
                      "wins_b": int((differences < 0).sum()), "ties": int((differences == 0).sum()),
                      "difference": float(np.mean(differences)) if n else math.nan,
-                     "ci_low": low, "ci_high": high, "p": p})
+                     "ci_low": low, "ci_high": high, "ci_clipped": clipped, "p": p,
+                     "smallest_p": smallest_wilcoxon_p(int((differences != 0).sum()))})
     table = pd.DataFrame(rows, columns=["a", "b", "n", "wins_a", "wins_b", "ties", "difference", "ci_low",
-                                        "ci_high", "p"])
+                                        "ci_high", "ci_clipped", "p", "smallest_p"])
     tested = table["p"].notna()
     table["p_holm"] = math.nan
     if tested.any():
@@ -162,6 +218,10 @@ def paired_sentences(comparisons: pd.DataFrame, score: str, maximize: bool, alph
         lines.append(
             f"{row.a} vs {row.b}: {row.a} better on {better_a} of {row.n} draws ({row.b} on {better_b}, "
             f"{row.ties} ties); mean {row.a} - {row.b} {row.difference * scale:+.{digits}f}{unit} (95% CI "
-            f"{row.ci_low * scale:+.{digits}f} to {row.ci_high * scale:+.{digits}f}), {tested}"
+            f"{row.ci_low * scale:+.{digits}f} to {row.ci_high * scale:+.{digits}f}{_cut(row)}), {tested}"
         )
     return lines
+
+
+def _cut(row) -> str:
+    return ", cut to the metric's range" if getattr(row, "ci_clipped", False) else ""

@@ -96,13 +96,13 @@ def median_evidence(trials: pd.DataFrame, by: str, score: str, maximize: bool) -
                     medians.to_dict())
 
 
-def paired_evidence(draws: pd.DataFrame, order: list, maximize: bool) -> Evidence | None:
+def paired_evidence(draws: pd.DataFrame, order: list, maximize: bool, score: str = "") -> Evidence | None:
     values = [v for v in order if v in draws.columns]
     if len(draws) < MIN_PAIRS or len(values) < 2:
         return None
     means = draws[values].mean().sort_values(ascending=not maximize)
     return Evidence("paired draws", list(means.index), {v: len(draws) for v in values}, means.to_dict(),
-                    stats.paired_pairwise(draws, values, alpha=ALPHA))
+                    stats.paired_pairwise(draws, values, alpha=ALPHA, score=score))
 
 
 def replicate_evidence(summary: pd.DataFrame | None, comparisons: pd.DataFrame | None, by: str,
@@ -137,6 +137,9 @@ def decide(dimension: str, score: str, maximize: bool, best: Evidence, median: E
             "best configuration) or use `budget: equal` with the random sampler (paired draws), then re-run the "
             "report."), [], warnings, evidence, "best trial")
     basis = tested[0]
+    unreachable = _unreachable(basis)
+    if unreachable:
+        warnings.append(unreachable)
     leader = basis.ranking[0]
     details = [_comparison_sentence(row, leader, basis, score, maximize) for row in _rows_of(basis, leader)]
     beats_all = all(_leader_wins(row, leader, maximize) for row in _rows_of(basis, leader))
@@ -148,10 +151,34 @@ def decide(dimension: str, score: str, maximize: bool, best: Evidence, median: E
     if not others_agree:
         other = next(e for e in tested[1:] if e.ranking[0] != leader)
         reason = f"{what} put {leader} first but {_basis_text(other)} put {other.ranking[0]} first"
+    elif unreachable:
+        reason = (f"{leader} leads on {what}, but {min(basis.n.values())} draws are too few for the test to decide "
+                  f"at all: it needs at least {_needed(basis)}")
     else:
         reason = (f"{leader} leads on {what}, but not every difference is clear (an interval includes zero, or the "
                   "adjusted p-value is above 0.05)")
     return Verdict(dimension, None, f"No clear winner: {reason}.", details, warnings, evidence, basis.kind)
+
+
+def _unreachable(evidence: Evidence) -> str | None:
+    """Why no pair of the paired draws can be significant whatever the data, or None: Wilcoxon's
+    smallest possible p on these draws, times Holm's multiplier for the most significant pair
+    (the number of pairs), is not below alpha (e.g. 4 draws and 3 pairs: 3 x 0.125)."""
+    rows = evidence.comparisons
+    if evidence.kind != "paired draws" or rows is None or rows.empty or "smallest_p" not in rows:
+        return None
+    pairs, smallest = len(rows), float(rows["smallest_p"].min())
+    if pairs * smallest < ALPHA:
+        return None
+    n = min(evidence.n.values())
+    holm = f" after Holm's correction over {pairs} pairs" if pairs > 1 else ""
+    return (f"{n} paired draws cannot be enough: Wilcoxon's signed-rank test cannot reach p < {ALPHA:g}{holm} "
+            f"on them whatever the scores (its smallest possible p is {smallest:.3g}); it needs at least "
+            f"{_needed(evidence)} paired draws")
+
+
+def _needed(evidence: Evidence) -> int:
+    return stats.draws_needed(len(evidence.comparisons), ALPHA)
 
 
 def _rows_of(evidence: Evidence, leader) -> list[dict]:
@@ -187,9 +214,10 @@ def _comparison_sentence(row: dict, leader, evidence: Evidence, score: str, maxi
     tested = "" if p is None or (isinstance(p, float) and math.isnan(p)) else (
         f"; {row['test']} p = {p:.2g}, Holm {adjusted:.2g}")
     unit = " pp" if _percent(score) else ""
+    cut = ", cut to the metric's range" if row.get("ci_clipped") else ""
     return (f"{leader} vs {other}: {leader} {'better' if difference >= 0 else 'worse'} by "
             f"{_difference(abs(difference), score)} (95% CI {_difference(low, score, signed=True, unit=False)} to "
-            f"{_difference(high, score, signed=True, unit=False)}{unit}; {n}{tested}).")
+            f"{_difference(high, score, signed=True, unit=False)}{unit}{cut}; {n}{tested}).")
 
 
 def _disagreements(best: Evidence, median: Evidence | None, paired: Evidence | None,

@@ -224,7 +224,7 @@ class _Builder:
         nuisance = [p for p in searched if p != primary and p in study.trials]
         maximize = study.direction == "maximize"
         draws = verdict_rules.paired_draws(study.trials, primary, study.score, nuisance, order)
-        paired = verdict_rules.paired_evidence(draws, order, maximize)
+        paired = verdict_rules.paired_evidence(draws, order, maximize, study.score)
         decided = verdict_rules.decide(
             primary, study.score, maximize, verdict_rules.best_trial_evidence(best, primary, study.score, maximize),
             verdict_rules.median_evidence(study.trials, primary, study.score, maximize), paired,
