@@ -45,7 +45,7 @@ def decide_on_draws(draws: pd.DataFrame) -> verdict.Verdict:
     values = list(draws.columns)
     best = verdict.Evidence("best trial", list(draws.max().sort_values(ascending=False).index),
                             {v: len(draws) for v in values}, draws.max().to_dict())
-    return verdict.decide("cell", SCORE, True, best, None, verdict.paired_evidence(draws, values, True), None)
+    return verdict.decide("cell", SCORE, True, best, None, verdict.paired_evidence(draws, values, True, SCORE), None)
 
 
 def decide(trials: pd.DataFrame, values: list[str] = CELLS) -> verdict.Verdict:
@@ -194,3 +194,30 @@ def test_no_interval_leaves_the_metrics_range_and_a_cut_one_is_flagged():
     wild = pd.DataFrame({"A": [1.0, 0.0, 1.0], "B": [0.0, 0.9, 0.0]})
     table = stats.paired_pairwise(wild, ["A", "B"], score=SCORE)
     assert table["ci_low"].iloc[0] >= -1 and table["ci_high"].iloc[0] <= 1 and table["ci_clipped"].iloc[0]
+
+
+def test_equal_cells_are_found_equivalent_and_unequal_ones_not():
+    rng = np.random.default_rng(11)
+    same = simulated_draws({"GRU": 0.0, "LSTM": 0.0}, 12, rng, noise=0.004)
+    row = stats.paired_pairwise(same, ["GRU", "LSTM"], score=SCORE).iloc[0]
+    assert row["margin"] == 0.02 and row["equivalent"] and row["equivalence_p"] < 0.05
+    found = decide_on_draws(same)
+    assert found.winner is None and "equivalent within ±2.0 pp (TOST p = " in " ".join(found.details)
+    apart = simulated_draws({"GRU": 0.04, "LSTM": 0.0}, 12, rng, noise=0.004)  # 2 x the margin
+    assert not stats.paired_pairwise(apart, ["GRU", "LSTM"], score=SCORE).iloc[0]["equivalent"]
+    # A loss has no default margin: nothing is claimed equivalent.
+    assert not stats.paired_pairwise(same, ["GRU", "LSTM"], score="best_val_loss").iloc[0]["equivalent"]
+
+
+def test_the_suggested_number_of_draws_tells_a_margin_sized_difference_about_80_percent_of_the_time():
+    rng = np.random.default_rng(5)
+    sd, margin, pairs = 0.023, 0.02, 3  # the quick study's spread of paired differences
+    needed = stats.n_to_tell(sd, margin, pairs, paired=True)
+    told = [scipy_stats.ttest_1samp(rng.normal(margin, sd, needed), 0).pvalue < 0.05 / pairs for _ in range(2000)]
+    assert 0.76 <= np.mean(told) <= 0.88, (needed, np.mean(told))  # 80% power, as asked of statsmodels
+    fewer = [scipy_stats.ttest_1samp(rng.normal(margin, sd, needed // 2), 0).pvalue < 0.05 / pairs for _ in range(2000)]
+    assert np.mean(fewer) < 0.6  # half as many would not do
+    # The verdict says what an undecided pair needs.
+    close = simulated_draws({"GRU": 0.005, "LSTM": 0.0}, 6, rng, noise=0.02)
+    sentence = " ".join(decide_on_draws(close).details)
+    assert "undecided: about" in sentence and "paired draws" in sentence and "at 80% power" in sentence

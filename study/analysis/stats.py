@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,57 @@ def within(low: float, high: float, bounds: tuple[float, float]) -> tuple[float,
         return low, high, False
     cut_low, cut_high = max(low, bounds[0]), min(high, bounds[1])
     return cut_low, cut_high, (cut_low, cut_high) != (low, high)
+
+
+# --------------------------------------------------------------------------- equivalence and power
+
+POWER = 0.8  # the chance a study of the suggested size tells a margin-sized difference
+
+
+def default_margin(score: str) -> float | None:
+    """The smallest difference that matters, for equivalence and for how much more evidence a pair
+    needs: 2 pp for accuracies. Paired draws of the quick study differ by a 2.3 pp standard
+    deviation, so a smaller margin could not be shown within a lab's budget, and below 2 pp lab
+    reports do not treat a gap as a finding. None for losses and MAEs, whose scale is the task's."""
+    return 0.02 if any(word in score for word in PERCENT_METRICS) else None
+
+
+def equivalence_p(x: np.ndarray, y: np.ndarray, margin: float, paired: bool) -> float:
+    """The TOST p-value (two one-sided t-tests, statsmodels) that mean(x) - mean(y) lies within
+    +-margin: below alpha, "no difference that matters" is a finding, not an absence of one."""
+    from statsmodels.stats.weightstats import ttost_ind, ttost_paired
+
+    if len(x) < 2 or len(y) < 2:
+        return math.nan
+    differences = x - y if paired else None
+    if paired and np.all(differences == differences[0]):  # no spread: inside or outside, for certain
+        return 0.0 if abs(differences[0]) < margin else 1.0
+    if not paired and np.var(x, ddof=1) == 0 and np.var(y, ddof=1) == 0:
+        return 0.0 if abs(np.mean(x) - np.mean(y)) < margin else 1.0
+    test = ttost_paired if paired else ttost_ind
+    return float(test(x, y, -margin, margin)[0])
+
+
+def n_to_tell(sd: float, margin: float, pairs: int, paired: bool, alpha: float = 0.05) -> int | None:
+    """Observations (paired draws, or replicates per value) at which a t-test tells a difference of
+    `margin` with 80% power, given the observed spread `sd` (of the differences, or pooled), at
+    alpha / pairs (Bonferroni: Holm is never stricter). statsmodels' power solver; None without spread."""
+    from statsmodels.stats.power import TTestIndPower, TTestPower
+
+    if not sd or math.isnan(sd) or sd <= 0:
+        return None
+    effect = margin / sd
+    if effect > 10:  # a spread far below the margin: the fewest observations a t-test takes will do
+        return 2
+    solver = TTestPower() if paired else TTestIndPower()
+    try:
+        with warnings.catch_warnings():  # no convergence is answered below, as None, not printed
+            warnings.simplefilter("ignore")
+            n = float(np.atleast_1d(solver.solve_power(effect_size=effect, alpha=alpha / max(pairs, 1),
+                                                       power=POWER))[0])
+    except (ValueError, RuntimeError):  # the solver found no root: say nothing rather than a wrong n
+        return None
+    return None if math.isnan(n) else max(2, math.ceil(n))
 
 
 # --------------------------------------------------------------------------- replicates
@@ -103,6 +155,7 @@ def welch_interval(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> tu
 
 def pairwise(
     values: pd.DataFrame, by: str, score: str, test: str = "welch", alpha: float = 0.05,
+    margin: float | None = None,
 ) -> pd.DataFrame:
     """Every pair of groups: mean difference, its 95% CI, the test's p-value and Holm's adjustment.
 
@@ -111,6 +164,8 @@ def pairwise(
     """
     groups = {k: g[score].dropna().to_numpy(float) for k, g in values.groupby(by, sort=True)}
     groups = {k: v for k, v in groups.items() if len(v) >= 2}
+    margin = default_margin(score) if margin is None else margin
+    pairs = len(groups) * (len(groups) - 1) // 2
     rows = []
     for a, b in itertools.combinations(groups, 2):
         x, y = groups[a], groups[b]
@@ -121,9 +176,12 @@ def pairwise(
         else:
             raise ValueError(f"unknown test {test!r}; use welch or mannwhitney")
         low, high, clipped = within(*welch_interval(x, y), difference_range(score))
+        pooled = math.sqrt((np.var(x, ddof=1) + np.var(y, ddof=1)) / 2)
         rows.append({"a": a, "b": b, "difference": float(np.mean(x) - np.mean(y)),
-                     "ci_low": low, "ci_high": high, "ci_clipped": clipped, "p": 1.0 if math.isnan(p) else p})
-    table = pd.DataFrame(rows, columns=["a", "b", "difference", "ci_low", "ci_high", "ci_clipped", "p"])
+                     "ci_low": low, "ci_high": high, "ci_clipped": clipped, "p": 1.0 if math.isnan(p) else p,
+                     **_margin_columns(x, y, margin, pooled, pairs, False, alpha)})
+    table = pd.DataFrame(rows, columns=["a", "b", "difference", "ci_low", "ci_high", "ci_clipped", "p",
+                                        *MARGIN_COLUMNS])
     table["p_holm"] = holm(table["p"].tolist()) if len(table) else []
     table["significant"] = table["p_holm"] < alpha
     table["test"] = {"welch": "Welch's t", "mannwhitney": "Mann-Whitney U"}[test]
@@ -165,7 +223,7 @@ def draws_needed(pairs: int, alpha: float = 0.05) -> int:
 
 
 def paired_pairwise(draws: pd.DataFrame, values: list, alpha: float = 0.05, confidence: float = 0.95,
-                    score: str = "") -> pd.DataFrame:
+                    score: str = "", margin: float | None = None) -> pd.DataFrame:
     """Every pair of compared values on paired draws (one row per draw, one score column per value).
 
     For a, b: n draws, wins of a, wins of b, ties, the mean of (a - b) with a t-interval
@@ -173,6 +231,8 @@ def paired_pairwise(draws: pd.DataFrame, values: list, alpha: float = 0.05, conf
     signed-rank p-value (two-sided; exact for small n, zero differences dropped), the smallest p it
     could give on these draws (`smallest_p`), and its Holm adjustment over the pairs.
     """
+    margin = default_margin(score) if margin is None else margin
+    pairs = len(values) * (len(values) - 1) // 2
     rows = []
     for a, b in itertools.combinations(values, 2):
         both = draws[[a, b]].dropna()
@@ -192,9 +252,11 @@ def paired_pairwise(draws: pd.DataFrame, values: list, alpha: float = 0.05, conf
                      "wins_b": int((differences < 0).sum()), "ties": int((differences == 0).sum()),
                      "difference": float(np.mean(differences)) if n else math.nan,
                      "ci_low": low, "ci_high": high, "ci_clipped": clipped, "p": p,
-                     "smallest_p": smallest_wilcoxon_p(int((differences != 0).sum()))})
+                     "smallest_p": smallest_wilcoxon_p(int((differences != 0).sum())),
+                     **_margin_columns(x, y, margin, float(np.std(differences, ddof=1)) if n > 1 else math.nan,
+                                       pairs, True, alpha)})
     table = pd.DataFrame(rows, columns=["a", "b", "n", "wins_a", "wins_b", "ties", "difference", "ci_low",
-                                        "ci_high", "ci_clipped", "p", "smallest_p"])
+                                        "ci_high", "ci_clipped", "p", "smallest_p", *MARGIN_COLUMNS])
     tested = table["p"].notna()
     table["p_holm"] = math.nan
     if tested.any():
@@ -225,3 +287,17 @@ def paired_sentences(comparisons: pd.DataFrame, score: str, maximize: bool, alph
 
 def _cut(row) -> str:
     return ", cut to the metric's range" if getattr(row, "ci_clipped", False) else ""
+
+
+MARGIN_COLUMNS = ("margin", "equivalence_p", "equivalent", "n_to_tell")
+
+
+def _margin_columns(x: np.ndarray, y: np.ndarray, margin: float | None, sd: float, pairs: int, paired: bool,
+                    alpha: float) -> dict:
+    """Per pair: the margin, TOST's p that the difference lies within it, whether it does, and the
+    observations that would tell a margin-sized difference at 80% power."""
+    if margin is None:
+        return {"margin": math.nan, "equivalence_p": math.nan, "equivalent": False, "n_to_tell": None}
+    p = equivalence_p(x, y, margin, paired)
+    return {"margin": margin, "equivalence_p": p, "equivalent": bool(p < alpha),
+            "n_to_tell": n_to_tell(sd, margin, pairs, paired, alpha)}

@@ -102,7 +102,7 @@ def paired_evidence(draws: pd.DataFrame, order: list, maximize: bool, score: str
         return None
     means = draws[values].mean().sort_values(ascending=not maximize)
     return Evidence("paired draws", list(means.index), {v: len(draws) for v in values}, means.to_dict(),
-                    stats.paired_pairwise(draws, values, alpha=ALPHA, score=score))
+                    stats.paired_pairwise(draws, values, alpha=ALPHA, score=score))  # its margin: stats.default_margin
 
 
 def replicate_evidence(summary: pd.DataFrame | None, comparisons: pd.DataFrame | None, by: str,
@@ -156,7 +156,7 @@ def decide(dimension: str, score: str, maximize: bool, best: Evidence, median: E
                   f"at all: it needs at least {_needed(basis)}")
     else:
         reason = (f"{leader} leads on {what}, but not every difference is clear (an interval includes zero, or the "
-                  "adjusted p-value is above 0.05)")
+                  "adjusted p-value is above 0.05)") + _needed_for_all(basis, leader, score, maximize)
     return Verdict(dimension, None, f"No clear winner: {reason}.", details, warnings, evidence, basis.kind)
 
 
@@ -217,7 +217,39 @@ def _comparison_sentence(row: dict, leader, evidence: Evidence, score: str, maxi
     cut = ", cut to the metric's range" if row.get("ci_clipped") else ""
     return (f"{leader} vs {other}: {leader} {'better' if difference >= 0 else 'worse'} by "
             f"{_difference(abs(difference), score)} (95% CI {_difference(low, score, signed=True, unit=False)} to "
-            f"{_difference(high, score, signed=True, unit=False)}{unit}{cut}; {n}{tested}).")
+            f"{_difference(high, score, signed=True, unit=False)}{unit}{cut}; {n}{tested})"
+            f"{_margin_finding(row, leader, evidence, score, maximize)}.")
+
+
+def _needed_for_all(evidence: Evidence, leader, score: str, maximize: bool) -> str:
+    """'; about 40 paired draws would decide each of its pairs at a 2.0 pp margin' (80% power), or ''."""
+    open_rows = [r for r in _rows_of(evidence, leader) if not _leader_wins(r, leader, maximize)
+                 and not r.get("equivalent") and isinstance(r.get("n_to_tell"), (int, float))
+                 and not math.isnan(r["n_to_tell"])]
+    if not open_rows:
+        return ""
+    needed = int(max(r["n_to_tell"] for r in open_rows))
+    what = "paired draws" if evidence.kind == "paired draws" else "replicates per value"
+    return (f"; about {needed} {what} would decide each of its open pairs at a "
+            f"{_difference(open_rows[0]['margin'], score)} margin ({stats.POWER:.0%} power)")
+
+
+def _margin_finding(row: dict, leader, evidence: Evidence, score: str, maximize: bool) -> str:
+    """'; equivalent within +-2.0 pp (TOST p = 0.01)', or for a pair not decided either way '; undecided:
+    about 17 paired draws (9 more) would tell a 2.0 pp difference at 80% power'; '' without a margin."""
+    margin = row.get("margin")
+    if margin is None or (isinstance(margin, float) and math.isnan(margin)):
+        return ""
+    if row.get("equivalent"):
+        return f"; equivalent within ±{_difference(margin, score)} (TOST p = {row['equivalence_p']:.2g})"
+    needed = row.get("n_to_tell")
+    if _leader_wins(row, leader, maximize) or needed is None or (isinstance(needed, float) and math.isnan(needed)):
+        return ""
+    have = row["n"] if "n" in row else min(evidence.n.values())
+    what = "paired draws" if evidence.kind == "paired draws" else "replicates per value"
+    more = f" ({int(needed) - have} more)" if needed > have else ""
+    return (f"; undecided: about {int(needed)} {what}{more} would tell a {_difference(margin, score)} difference "
+            f"at {stats.POWER:.0%} power")
 
 
 def _disagreements(best: Evidence, median: Evidence | None, paired: Evidence | None,
