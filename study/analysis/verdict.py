@@ -222,34 +222,40 @@ def _comparison_sentence(row: dict, leader, evidence: Evidence, score: str, maxi
 
 
 def _needed_for_all(evidence: Evidence, leader, score: str, maximize: bool) -> str:
-    """'; about 40 paired draws would decide each of its pairs at a 2.0 pp margin' (80% power), or ''."""
-    open_rows = [r for r in _rows_of(evidence, leader) if not _leader_wins(r, leader, maximize)
-                 and not r.get("equivalent") and isinstance(r.get("n_to_tell"), (int, float))
-                 and not math.isnan(r["n_to_tell"])]
-    if not open_rows:
+    """'; about 40 paired draws would decide each of its open pairs at a 2.0 pp margin (80% power)', or ''."""
+    rows = [r for r in _rows_of(evidence, leader) if _still_needs(r, leader, maximize) is not None]
+    if not rows:
         return ""
-    needed = int(max(r["n_to_tell"] for r in open_rows))
-    what = "paired draws" if evidence.kind == "paired draws" else "replicates per value"
-    return (f"; about {needed} {what} would decide each of its open pairs at a "
-            f"{_difference(open_rows[0]['margin'], score)} margin ({stats.POWER:.0%} power)")
+    needed = max(_still_needs(r, leader, maximize) for r in rows)
+    return (f"; about {needed} {_observations(evidence)} would decide each of its open pairs at a "
+            f"{_difference(rows[0]['margin'], score)} margin ({stats.POWER:.0%} power)")
 
 
 def _margin_finding(row: dict, leader, evidence: Evidence, score: str, maximize: bool) -> str:
     """'; equivalent within +-2.0 pp (TOST p = 0.01)', or for a pair not decided either way '; undecided:
     about 17 paired draws (9 more) would tell a 2.0 pp difference at 80% power'; '' without a margin."""
-    margin = row.get("margin")
-    if margin is None or (isinstance(margin, float) and math.isnan(margin)):
-        return ""
     if row.get("equivalent"):
-        return f"; equivalent within ±{_difference(margin, score)} (TOST p = {row['equivalence_p']:.2g})"
-    needed = row.get("n_to_tell")
-    if _leader_wins(row, leader, maximize) or needed is None or (isinstance(needed, float) and math.isnan(needed)):
+        return f"; equivalent within ±{_difference(row['margin'], score)} (TOST p = {row['equivalence_p']:.2g})"
+    needed = _still_needs(row, leader, maximize)
+    if needed is None:
         return ""
     have = row["n"] if "n" in row else min(evidence.n.values())
-    what = "paired draws" if evidence.kind == "paired draws" else "replicates per value"
-    more = f" ({int(needed) - have} more)" if needed > have else ""
-    return (f"; undecided: about {int(needed)} {what}{more} would tell a {_difference(margin, score)} difference "
-            f"at {stats.POWER:.0%} power")
+    more = f" ({needed - have} more)" if needed > have else ""
+    return (f"; undecided: about {needed} {_observations(evidence)}{more} would tell a "
+            f"{_difference(row['margin'], score)} difference at {stats.POWER:.0%} power")
+
+
+def _still_needs(row: dict, leader, maximize: bool) -> int | None:
+    """The observations a pair the evidence has not decided (no win, no equivalence) would need, or
+    None: decided, or no estimate (no margin for this metric, no spread)."""
+    needed = row.get("n_to_tell")
+    if row.get("equivalent") or _leader_wins(row, leader, maximize) or needed is None or pd.isna(needed):
+        return None
+    return int(needed)
+
+
+def _observations(evidence: Evidence) -> str:
+    return "paired draws" if evidence.kind == "paired draws" else "replicates per value"
 
 
 def _disagreements(best: Evidence, median: Evidence | None, paired: Evidence | None,

@@ -16,7 +16,7 @@ from study.spec.errors import StudyError
 from study.spec.sweep_file import SweepConfig, metric_direction, parse_config
 from study.store import tracking
 from study.store.locations import StudyNotFound
-from study.store.stores import Stores, runs_frame
+from study.store.stores import Stores, require_mlflow_store, runs_frame
 
 
 class ReportError(StudyError):
@@ -35,9 +35,9 @@ def load_trials(study_name: str, storage: str | None = None, tracking_uri: str |
 def _stores(storage: str | None, tracking_uri: str | None) -> Stores:
     try:
         stores = Stores.resolve(storage, tracking_uri)
-    except ConfigError as err:
+        require_mlflow_store(stores.tracking_uri)
+    except (ConfigError, StudyNotFound) as err:
         raise ReportError(str(err)) from None
-    _require_store(stores.tracking_uri)
     return stores
 
 
@@ -69,13 +69,6 @@ def epoch_history(study_name: str, storage: str | None = None, tracking_uri: str
     metrics = [m for m in EPOCH_METRICS if m in table]
     table = table.assign(study=study_name)[["study", *described, "epoch", *metrics]]
     return table.astype({"epoch": int}).sort_values(["trial", "epoch"]).reset_index(drop=True)
-
-
-def _require_store(uri: str) -> None:
-    # Opening a missing SQLite file would create an empty store: a report must write nothing.
-    path = tracking.sqlite_path(uri)
-    if path is not None and not path.exists():
-        raise ReportError(f"no MLflow store at {path} (run `study sweep <file>` first, or pass --tracking-uri)")
 
 
 @dataclass
@@ -112,7 +105,7 @@ def open_study(name: str, storage: str | None, tracking_uri: str | None, sweep_c
     holds the study, or a URL is unusable."""
     try:
         stores = Stores.resolve(storage, tracking_uri, sweep_config)
-        _require_store(stores.tracking_uri)
+        require_mlflow_store(stores.tracking_uri)
         parents = tracking.load_runs(stores.tracking_uri, name, "parent")
         parent = parents.iloc[0].to_dict() if not parents.empty else {}
         stores = Stores.resolve(storage, tracking_uri, sweep_config, recorded_storage=parent.get("tags.optuna_storage"))

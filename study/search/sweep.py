@@ -362,11 +362,11 @@ def run_sweep(
             # else what stopped the sweep is already on its way up (a store failed, Ctrl-C): keep it
     result = opened.result(started, counts, streak.stopped_reason)
     if replicate:
-        replicate_if_asked(result, config, reporter)
+        replicate_if_asked(result, config, reporter, opened.stores)
     return result
 
 
-def replicate_if_asked(result: SweepResult, config: SweepConfig, reporter: SweepReporter) -> None:
+def replicate_if_asked(result: SweepResult, config: SweepConfig, reporter: SweepReporter, stores: Stores) -> None:
     """The sweep file's `replicates: N`: once the study has its target (and did not stop on
     failures), retrain the best configuration of each compared value with N new seeds.
 
@@ -376,8 +376,8 @@ def replicate_if_asked(result: SweepResult, config: SweepConfig, reporter: Sweep
         return
     from study.search.replicate import replicate_best
 
-    result.replicates = replicate_best(result.study_name, config.replicates, None,
-                                       Stores(result.storage, result.tracking_uri), progress=reporter.replicate_started)
+    result.replicates = replicate_best(result.study_name, config.replicates, None, stores,
+                                       progress=reporter.replicate_started)  # the sweep's stores, already open
 
 
 # How often a worker with nothing to claim looks at the study again: a cheap query, and at the end

@@ -257,7 +257,7 @@ def run_workers(
     result = opened.result(len(opened.study.get_trials(deepcopy=False)) - trials_before, counts, None)
     outcome = WorkersResult(result, [w.returncode for w in workers], [list(w.tail) for w in workers])
     if not outcome.failed:
-        replicate_if_asked(result, sweep.config, reporter or SilentReporter())
+        replicate_if_asked(result, sweep.config, reporter or SilentReporter(), opened.stores)
     return outcome
 
 

@@ -112,21 +112,19 @@ def _joined(table: pd.DataFrame, study_name: str, tracking_uri: str, notes: list
     trial whose MLflow state differs (Optuna's state stands: it is what `study show` says)."""
     from study.store import tracking
 
-    if tracking.sqlite_path(tracking_uri) is not None and not tracking.sqlite_path(tracking_uri).exists():
-        return table
     try:
+        require_mlflow_store(tracking_uri)
         runs = tracking.load_runs(tracking_uri, study_name, "trial")
     except Exception:  # noqa: BLE001 - no MLflow store to join: Optuna's table stands alone
         return table
     if runs.empty:
         return table
-    latest = runs.sort_values("start_time").drop_duplicates(subset="tags.trial_number", keep="last")
-    by_trial = {int(row["tags.trial_number"]): row for _, row in latest.iterrows()}
+    by_trial = {int(row["tags.trial_number"]): row for _, row in _latest_run_per_trial(runs).iterrows()}
     missing = table["mlflow_run_id"].isna() & table["trial"].isin(list(by_trial))
     table.loc[missing, "mlflow_run_id"] = [by_trial[int(t)]["run_id"] for t in table.loc[missing, "trial"]]
-    differ = [(int(t), by_trial[int(t)].get("tags.state"), state) for t, state in zip(table["trial"], table["state"])
-              if int(t) in by_trial and isinstance(by_trial[int(t)].get("tags.state"), str)
-              and by_trial[int(t)].get("tags.state") != state]
+    recorded = {t: row.get("tags.state") for t, row in by_trial.items()}
+    differ = [(int(t), recorded[int(t)], state) for t, state in zip(table["trial"], table["state"])
+              if isinstance(recorded.get(int(t)), str) and recorded[int(t)] != state]
     if differ:
         notes.append(
             f"MLflow and Optuna disagree on {len(differ)} trial(s) ("
@@ -136,33 +134,38 @@ def _joined(table: pd.DataFrame, study_name: str, tracking_uri: str, notes: list
     return table
 
 
-def tracked_trials(study_name: str, tracking_uri: str, notes: list[str], role: str = "trial") -> pd.DataFrame:
-    """The trials as MLflow recorded them (runs with `run_role` = role), in the trials table's columns
-    and order: for a study whose Optuna store is gone, and for replicate runs. A trial with several
-    runs keeps its latest one; `notes` gets a line naming the others. Raises StudyNotFound when
-    MLflow has no such study or no run of it."""
-    import pandas as pd
+def require_mlflow_store(tracking_uri: str) -> None:
+    """Refuse a local MLflow store that does not exist: opening it would create an empty one, and
+    reading a study must write nothing."""
+    from study.store.locations import sqlite_path
 
+    path = sqlite_path(tracking_uri)
+    if path is not None and not path.exists():
+        raise StudyNotFound(f"no MLflow store at {path} (run `study sweep <file>` first, or pass --tracking-uri)")
+
+
+def tracked_trials(study_name: str, tracking_uri: str, notes: list[str]) -> pd.DataFrame:
+    """The trials as MLflow recorded them, in the trials table's columns and order, for a study whose
+    Optuna store is gone. A trial with several runs keeps its latest one; `notes` gets a line naming
+    the others. Raises StudyNotFound when MLflow has no such study or no run of it."""
     from study.store import tracking
 
-    path = tracking.sqlite_path(tracking_uri)
-    if path is not None and not path.exists():  # opening it would create an empty store
-        raise StudyNotFound(f"no MLflow store at {path} (run `study sweep <file>` first, or pass --tracking-uri)")
-    runs = tracking.load_runs(tracking_uri, study_name, role)
+    require_mlflow_store(tracking_uri)
+    runs = tracking.load_runs(tracking_uri, study_name, "trial")
     if runs.empty:
-        if role != "trial":
-            return pd.DataFrame()
         if tracking.experiment_id(tracking_uri, study_name) is None:
             raise StudyNotFound(f"no study named {study_name!r} in the MLflow store {mask_password(tracking_uri)}; "
                                 "run `study sweep` first, or pass --tracking-uri")
         raise StudyNotFound(f"study {study_name!r} has no trial runs yet: nothing to report")
-    if role == "trial":
-        runs = _one_run_per_trial(runs, study_name, notes)
-    return runs_frame(runs)
+    return runs_frame(_one_run_per_trial(runs, study_name, notes))
+
+
+def _latest_run_per_trial(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs.sort_values("start_time").drop_duplicates(subset="tags.trial_number", keep="last")
 
 
 def _one_run_per_trial(runs: pd.DataFrame, study_name: str, notes: list[str]) -> pd.DataFrame:
-    latest = runs.sort_values("start_time").drop_duplicates(subset="tags.trial_number", keep="last")
+    latest = _latest_run_per_trial(runs)
     extra = runs[~runs["run_id"].isin(latest["run_id"])]
     if not extra.empty:
         trials = sorted({int(t) for t in extra["tags.trial_number"]})
