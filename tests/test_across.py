@@ -61,9 +61,50 @@ def test_normalized_scores_put_chance_at_0_and_the_best_possible_at_1():
     assert across.normalize(0.01, "val_loss", "sine", reference) == pytest.approx(1.0)
 
 
+def _across(runs: pd.DataFrame, tiers: dict, sources: dict | None = None) -> str:
+    return across.overall_verdict(across.iqm(runs, "cell"), across.probability_of_improvement(runs, "cell"), "cell",
+                                  tiers, sources or {task: "replicates" for task in tiers})
+
+
 def test_no_clear_winner_across_tasks_when_the_tasks_disagree():
-    text = across.overall_verdict(across.iqm(RUNS, "cell"), across.probability_of_improvement(RUNS, "cell"), "cell")
-    assert text.startswith("No clear winner across tasks") and "P(" in text
+    text = _across(RUNS, {"a": [["GRU"], ["LSTM"]], "b": [["LSTM"], ["GRU"]]})
+    assert text.startswith("No clear winner across tasks: no cell is in a higher tier than another on every task")
+    assert "top tier per task: GRU on 1, LSTM on 1 of 2 tasks" in text and "P(" in text
+    assert "with 2 tasks the IQM is no rule" in text
+
+
+def three_tasks(gaps: dict[str, float], runs: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = [(task, cell, 0.5 + gap + rng.normal(0, 0.01)) for task in ("x", "y", "z") for cell, gap in gaps.items()
+            for _ in range(runs)]
+    return pd.DataFrame(rows, columns=["task", "cell", "score"]).assign(normalized=lambda f: f["score"],
+                                                                        source="replicates")
+
+
+def test_across_tasks_the_same_tiers_and_words_as_within_a_task():
+    runs = three_tasks({"GRU": 0.4, "LSTM": 0.38, "SimpleRNN": 0.0})
+    gated = {t: [["GRU", "LSTM"], ["SimpleRNN"]] for t in "xyz"}
+    text = _across(runs, gated)
+    assert text.startswith("Across tasks, GRU and LSTM beat SimpleRNN: in a higher tier on each of the 3 tasks")
+    assert "top tier per task: GRU on 3, LSTM on 3, SimpleRNN on 0 of 3 tasks" in text
+    alone = {t: [["GRU"], ["LSTM", "SimpleRNN"]] for t in "xyz"}
+    assert _across(runs, alone).startswith("GRU wins across tasks: it is in a higher tier than every other cell on "
+                                           "each of the 3 tasks")
+    # One task where GRU is not above LSTM: GRU no longer wins across tasks.
+    assert "wins" not in _across(runs, {**alone, "z": [["GRU", "LSTM"], ["SimpleRNN"]]}).split(":")[0]
+
+
+def test_never_a_cross_task_winner_from_best_trials_or_one_value():
+    runs = three_tasks({"GRU": 0.4, "LSTM": 0.0}, runs=1)  # a clear IQM lead, each from one best trial
+    text = _across(runs, {t: [] for t in "xyz"}, {t: "best trial only" for t in "xyz"})
+    assert text.startswith("No clear winner across tasks can be claimed: every task's evidence is its best trial only")
+    mixed = _across(runs, {"x": [["GRU"], ["LSTM"]], "y": [["GRU"], ["LSTM"]], "z": []},
+                    {"x": "replicates", "y": "replicates", "z": "best trial only"})
+    assert mixed.startswith("No clear winner across tasks") and "z: best trials only, no tier there" in mixed
+    single = three_tasks({"8.0": 0.1})
+    assert across.overall_verdict(across.iqm(single, "cell"), across.probability_of_improvement(single, "cell"),
+                                  "cell", {}, {}) == ("No verdict across tasks: only one cell was compared (8.0); a "
+                                                      "verdict needs two or more.")
 
 
 SUITE_SWEEP = """

@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from study.analysis import stats
+from study.analysis.verdict import tiers as verdict_tiers
 
 BOOTSTRAP = 2000
 # Accuracy a classifier gets by chance, per task: 1 / classes (IMDB: balanced positive / negative).
@@ -114,26 +115,69 @@ def _p_better(x: np.ndarray, y: np.ndarray) -> float:
     return float(greater + 0.5 * ties)
 
 
-def overall_verdict(iqms: pd.DataFrame, improvement: pd.DataFrame, by: str) -> str:
-    """One sentence: which value leads over the tasks, and whether its lead is clear.
+IQM_TASKS = 5  # fewer tasks than this: the per-task tiers lead, and the IQM is only described (see overall_verdict)
 
-    Clear: its IQM interval lies above every other value's, and P(it > other) has a lower bound
-    above 0.5 against each of them.
+
+def overall_verdict(iqms: pd.DataFrame, improvement: pd.DataFrame, by: str,
+                    task_tiers: dict[str, list[list]] | None = None, sources: dict[str, str] | None = None) -> str:
+    """The verdict across tasks, in the per-task verdict's words and by its rule.
+
+    `task_tiers` holds each task's tiers (its own verdict's, best first; empty where that verdict
+    rests on best trials only) and `sources` each task's evidence. A value is above another across
+    tasks only when it is in a higher tier on every task; the values then fall into tiers, and
+    one alone in the top tier wins. Never a winner from best-trial-only evidence, nor from a single
+    compared value. The IQM and the probability of improvement describe the size of the lead; with
+    fewer than IQM_TASKS tasks they are not the rule: an IQM over 3 tasks x 3 runs pools 9 runs and
+    trims the top and bottom 2, which can drop most of one task's runs.
     """
     if iqms.empty:
         return "No verdict across tasks: no runs."
+    values = list(iqms[by])
+    if len(values) < 2:
+        return f"No verdict across tasks: only one {by} was compared ({values[0]}); a verdict needs two or more."
+    task_tiers = task_tiers or {}
+    sources = sources or {}
+    tasks = sorted(set(task_tiers) | set(sources))
+    untested = [t for t in tasks if not task_tiers.get(t) or sources.get(t) == "best trial only"]
+    aggregate = _aggregate_text(iqms, improvement, by)
+    if not tasks or len(untested) == len(tasks):
+        return (f"No clear winner across tasks can be claimed: every task's evidence is its best trial only, a maximum "
+                f"over noisy trials with no uncertainty of its own ({aggregate}). Replicate or pair each study first.")
+    top_counts = {v: sum(v in (task_tiers.get(t) or [[]])[0] for t in tasks if t not in untested) for v in values}
+    tested = len(tasks) - len(untested)
+    ranked = sorted(values, key=lambda v: (-top_counts[v], values.index(v)))
+    per_task = ", ".join(f"{v} on {top_counts[v]}" for v in ranked)
+    lead = f"top tier per task: {per_task} of {tested} task{'s' if tested != 1 else ''}"
+    if untested:
+        lead += f" ({', '.join(untested)}: best trials only, no tier there)"
+
+    def above(a, b) -> bool:
+        return not untested and all(_tier_of(task_tiers[t], a) < _tier_of(task_tiers[t], b) for t in tasks)
+    cut = verdict_tiers(ranked, above)
+    few = (f"; with {len(tasks)} tasks the IQM is no rule: trimming a quarter at each end of the pooled runs can drop "
+           "a whole task's runs" if len(tasks) < IQM_TASKS else "")
+    if len(cut) == 1:
+        return (f"No clear winner across tasks: no {by} is in a higher tier than another on every task ({lead}); "
+                f"{aggregate}{few}.")
+    parts = [f"{' and '.join(map(str, tier))} {'beats' if len(tier) == 1 else 'beat'} "
+             f"{', '.join(str(v) for t in cut[i + 1:] for v in t)}" for i, tier in enumerate(cut[:-1])]
+    if len(cut[0]) == 1:
+        return (f"{cut[0][0]} wins across tasks: it is in a higher tier than every other {by} on each of the {len(tasks)} "
+                f"tasks ({lead}; {'; then '.join(parts[1:]) + '; ' if len(parts) > 1 else ''}{aggregate}{few}).")
+    return (f"Across tasks, {'; then '.join(parts)}: in a higher tier on each of the {len(tasks)} tasks ({lead}; "
+            f"{aggregate}{few}).")
+
+
+def _tier_of(tiers: list[list], value) -> int:
+    return next((i for i, tier in enumerate(tiers) if value in tier), len(tiers))
+
+
+def _aggregate_text(iqms: pd.DataFrame, improvement: pd.DataFrame, by: str) -> str:
     leader = iqms.iloc[0]
-    others = iqms.iloc[1:]
-    text = (f"{leader[by]} has the highest interquartile mean of normalized scores over {int(leader['tasks'])} "
-            f"tasks ({leader['iqm']:.3f}, 95% CI {leader['ci_low']:.3f} to {leader['ci_high']:.3f}, "
-            f"{int(leader['runs'])} runs)")
     against = improvement[improvement["x"] == leader[by]]
-    separated = all(leader["ci_low"] > row["ci_high"] for _, row in others.iterrows())
-    improves = len(against) == len(others) and (against["ci_low"] > 0.5).all()
-    if separated and improves:
-        return f"{leader[by]} wins across tasks: {text}, above every other value's interval, and beats each with a probability of improvement whose interval lies above 0.5."
-    pairs = "; ".join(f"P({leader[by]} > {row['y']}) = {row['probability']:.2f} ({row['ci_low']:.2f} to "
+    pairs = ", ".join(f"P({leader[by]} > {row['y']}) = {row['probability']:.2f} ({row['ci_low']:.2f} to "
                       f"{row['ci_high']:.2f})" for _, row in against.iterrows())
-    reasons = ([] if separated else ["its IQM interval overlaps another value's"]) + (
-        [] if improves else [f"a probability of improvement has an interval reaching 0.5 or below ({pairs})"])
-    return f"No clear winner across tasks: {text}, but {' and '.join(reasons)}."
+    text = (f"highest interquartile mean of normalized scores: {leader[by]}, {leader['iqm']:.3f} (95% CI "
+            f"{leader['ci_low']:.3f} to {leader['ci_high']:.3f}, {int(leader['runs'])} runs over "
+            f"{int(leader['tasks'])} tasks)")
+    return text + (f"; {pairs}" if pairs else "")

@@ -24,6 +24,7 @@ from study.search.progress import describe_params
 from study.spec.base import ConfigError
 from study.spec.settings import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, STORAGE_ENV, TRACKING_ENV
 from study.spec.sweep_file import load_sweep
+from study.spec.sweep_file import until_decided as until_decided_sweep
 
 app = typer.Typer(
     help="Tracked, reproducible RNN vs GRU vs LSTM hyperparameter studies (Optuna + MLflow).",
@@ -42,6 +43,10 @@ StorageOption = _store_option("--storage", "Optuna storage URL", STORAGE_ENV, DE
 TrackingOption = _store_option("--tracking-uri", "MLflow tracking URI", TRACKING_ENV, DEFAULT_TRACKING_URI, from_file=False)
 # Commands that read a sweep file, whose `storage` / `tracking_uri` come before the defaults.
 FileStorageOption = _store_option("--storage", "Optuna storage URL", STORAGE_ENV, DEFAULT_STORAGE, from_file=True)
+UntilDecidedOption = typer.Option(False, "--until-decided", help="add paired draws until every pair of compared values "
+                                  "is decided (anytime-valid confidence sequences), as the file's `decide:` does")
+MaxTrialsOption = typer.Option(None, "--max-trials", help="with --until-decided: the most trials to spend "
+                               "(default: the file's decide.max_trials, else 4 x trials)")
 FileTrackingOption = _store_option("--tracking-uri", "MLflow tracking URI", TRACKING_ENV, DEFAULT_TRACKING_URI,
                                    from_file=True)
 
@@ -56,16 +61,20 @@ def sweep(
     storage: Optional[str] = FileStorageOption,
     tracking_uri: Optional[str] = FileTrackingOption,
     jobs: int = typer.Option(1, "--jobs", "-j", help="worker processes on this machine, each with an equal share of the CPU threads"),
+    until_decided: bool = UntilDecidedOption,
+    max_trials: Optional[int] = MaxTrialsOption,
 ) -> None:
-    """Run a sweep, or resume it: finished trials are kept and the study continues to its target."""
+    """Run a sweep, or resume it: finished trials are kept and the study continues to its target
+    (with --until-decided or `decide:`, until every pair of compared values is decided, or its cap)."""
     from study.store.locations import mask_password
 
-    resume = f"study sweep {file}" + (f" --jobs {jobs}" if jobs != 1 else "")
+    resume = (f"study sweep {file}" + (f" --jobs {jobs}" if jobs != 1 else "")
+              + (" --until-decided" if until_decided else "") + (f" --max-trials {max_trials}" if max_trials else ""))
     stopped = f"interrupted; finished trials are saved. Resume with: {resume}"
     with exit_codes(stopped):
         if jobs < 1:
             raise ConfigError(f"--jobs must be at least 1 (got {jobs})")
-        loaded = load_sweep(file)
+        loaded = until_decided_sweep(load_sweep(file), until_decided, max_trials)
         config = loaded.config
         with stopping_cleanly(stopped):
             if jobs == 1:
@@ -112,6 +121,8 @@ def worker(
     trials: Optional[int] = typer.Option(None, "--trials", "-n", help="trials that must finish (default: the file's `trials`)"),
     storage: Optional[str] = FileStorageOption,
     tracking_uri: Optional[str] = FileTrackingOption,
+    until_decided: bool = UntilDecidedOption,
+    max_trials: Optional[int] = MaxTrialsOption,
 ) -> None:
     """Join a shared sweep as one worker (any machine): run trials until the study has its target."""
     from study.search.progress import LineReporter
@@ -120,7 +131,7 @@ def worker(
 
     stopped = f"interrupted; finished trials are saved. Resume with: study worker {file}"
     with exit_codes(stopped):
-        loaded = load_sweep(file)
+        loaded = until_decided_sweep(load_sweep(file), until_decided, max_trials)
         config = loaded.config
         if os.environ.get(PARENT_GO_ENV):
             if not prepare_then_wait_for_parent(loaded):

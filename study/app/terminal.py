@@ -86,6 +86,7 @@ class RichReporter:
         self.progress.stop()
 
     def sweep_started(self, study_name: str, finished: int, target: int) -> None:
+        self.study_name = study_name
         self.progress.update(self.trials_bar, description=f"{study_name}: trials", total=target, completed=finished)
         if finished:
             self.progress.console.print(f"resuming {study_name!r}: {finished} of {target} trials already finished")
@@ -115,6 +116,13 @@ class RichReporter:
 
     def waiting(self, running: int, grace_seconds: int) -> None:
         self.progress.console.print(waiting_text(running, grace_seconds), highlight=False, markup=False)
+
+    def decision_looked(self, look) -> None:
+        """A `decide:` sweep looked: its line, and the pairs decided so far on the trials bar."""
+        self.progress.console.print(look.text(), highlight=False, markup=False)
+        decided = sum(state != "undecided" for state in look.states.values())
+        self.progress.update(self.trials_bar, description=(
+            f"{getattr(self, 'study_name', 'study')}: trials, {decided} of {len(look.states)} pairs decided"))
 
     def replicate_started(self, record, index: int) -> None:
         self.progress.reset(self.epochs_bar, total=None, visible=True, description=(
@@ -264,6 +272,10 @@ def print_report(result) -> None:
         console.print(f"[bold]verdict:[/] {escape(result.verdict.headline)}", highlight=False)
         for line in result.verdict.details:
             console.print(f"  {line}", highlight=False, markup=False)
+        for answer in result.verdict.answers[1:]:  # the first is the headline's own question
+            console.print(f"[bold]{escape(answer.question)}:[/] {escape(answer.text)}", highlight=False)
+        for finding in result.verdict.findings:
+            console.print(f"[bold]finding:[/] {escape(finding)}", highlight=False)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if not result.best.empty:

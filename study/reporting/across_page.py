@@ -72,7 +72,9 @@ def build_across_report(
     ranked = across.ranks(table, by)
     iqms = across.iqm(runs, by)
     improvement = across.probability_of_improvement(runs, by)
-    verdict = across.overall_verdict(iqms, improvement, by)
+    sources = dict(table.drop_duplicates("task")[["task", "source"]].itertuples(index=False))
+    verdict = across.overall_verdict(iqms, improvement, by, {t: s.verdict.tiers for t, s in zip(tasks, studies)},
+                                     sources)
 
     out = Path(out)
     (out / "tables").mkdir(parents=True, exist_ok=True)

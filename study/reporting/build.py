@@ -27,6 +27,7 @@ import pandas as pd
 
 from study.analysis import stats
 from study.analysis import verdict as verdict_rules
+from study.analysis.budget import budget_curve
 from study.analysis.scoring import (
     best_per_value, best_summary_columns, direction_of, score_column, value_order, varying_params,
 )
@@ -76,7 +77,7 @@ class ReportResult:
     def tables(self) -> dict[str, pd.DataFrame]:
         """The report's tables by name, as DataFrames (those the study has)."""
         named = {"best": self.best, "trials": self.trials, "two_way": self.two_way, "paired": self.paired,
-                 "replicates": self.replicates}
+                 "replicates": self.replicates, "expected_best": self.verdict.budget if self.verdict else None}
         return {name: table for name, table in named.items() if table is not None}
 
     @property
@@ -179,7 +180,8 @@ def _compared(study: TrackedStudy, compare: list[str] | None) -> list[str]:
     return dimensions
 
 
-TABLE_STEMS = ("best", "two_way", "trials", "replicates", "comparisons", "paired", "paired_comparisons")
+TABLE_STEMS = ("best", "two_way", "trials", "replicates", "comparisons", "paired", "paired_comparisons",
+               "expected_best")
 FIGURE_STEMS = ("isolation", "distribution", "two_way", "objective_vs_params", "learning_curves", "cost",
                 "importance", "confusion_matrix", "actual_vs_predicted")
 
@@ -211,7 +213,9 @@ class _Builder:
                                       f"({', '.join(dimensions[:2])}); ignored: {', '.join(dimensions[2:])}")
         self.replicates = replicate_trials(study.name, study.tracking_uri)
         self.data.replicates = self.replicates
-        self.replicate_summary, self.comparisons = replicate_statistics(self.replicates, primary, study.score)
+        self.margin = config.study_margin if config else None  # None: the metric's default (stats.default_margin)
+        self.replicate_summary, self.comparisons = replicate_statistics(self.replicates, primary, study.score,
+                                                                        self.margin)
         self.paired, self.paired_comparisons, self.verdict = self._verdict(primary, order, best)
         self.data.warnings += self.verdict.warnings
         self.files: list[Path] = []
@@ -224,11 +228,18 @@ class _Builder:
         nuisance = [p for p in searched if p != primary and p in study.trials]
         maximize = study.direction == "maximize"
         draws = verdict_rules.paired_draws(study.trials, primary, study.score, nuisance, order)
-        paired = verdict_rules.paired_evidence(draws, order, maximize, study.score)
+        sequential = bool(config and config.decide and config.decide.evidence == "paired" and primary in config.scientific)
+        paired = verdict_rules.paired_evidence(draws, order, maximize, study.score, self.margin, sequential)
+        self.budget = budget_curve(study.trials, primary, study.score, maximize, order)
+        if config and config.decide and config.decide.evidence == "replicates" and primary == config.scientific[0]:
+            replicates = verdict_rules.sequential_replicate_evidence(self.replicates, primary, study.score, order,
+                                                                     maximize, self.margin)
+        else:
+            replicates = verdict_rules.replicate_evidence(self.replicate_summary, self.comparisons, primary, maximize)
         decided = verdict_rules.decide(
             primary, study.score, maximize, verdict_rules.best_trial_evidence(best, primary, study.score, maximize),
-            verdict_rules.median_evidence(study.trials, primary, study.score, maximize), paired,
-            verdict_rules.replicate_evidence(self.replicate_summary, self.comparisons, primary, maximize))
+            verdict_rules.median_evidence(study.trials, primary, study.score, maximize), paired, replicates,
+            self.budget)
         if paired is None:
             return None, None, decided
         return draws, paired.comparisons, decided
@@ -254,6 +265,8 @@ class _Builder:
             if self.paired is not None:
                 written += write_table(self.paired, stage / "tables", "paired")
                 written += write_table(self.paired_comparisons, stage / "tables", "paired_comparisons")
+            if self.budget is not None and not self.budget.empty:
+                written += write_table(self.budget, stage / "tables", "expected_best")
             if self.replicate_summary is not None:
                 written += write_table(self.replicate_summary, stage / "tables", "replicates")
                 written += write_table(self.comparisons, stage / "tables", "comparisons")
@@ -321,6 +334,7 @@ class _Builder:
         blocks += [("h2", f"Verdict: which {data.primary} is better here"), ("p", f"**{self.verdict.headline}**")]
         if self.verdict.details:
             blocks.append(("ul", self.verdict.details))
+        blocks += self._question_blocks()
         blocks.append(("p", VERDICT_RULE))
         blocks += [("p", summary), ("h2", "Warnings"),
                    ("ul", data.warnings) if data.warnings else ("p", "None: no warning applies to these data."),
@@ -352,6 +366,24 @@ class _Builder:
             blocks.append(("p", f"{caption} Files: {files}."))
         blocks += [("h2", "All trials"), ("p", f"{len(study.trials)} trials, one row each: the data behind every figure, "
                                                f"failed trials with their reason. {table_links('trials')}")]
+        return blocks
+
+    def _question_blocks(self) -> list[tuple]:
+        """One labelled line per question the study can answer, the findings where they disagree, and
+        the expected best score against the tuning budget k."""
+        verdict, blocks = self.verdict, []
+        if verdict.answers:
+            blocks += [("h3", "The questions, answered one by one"),
+                       ("ul", [f"**{a.question[0].upper()}{a.question[1:]}**: {a.text}" for a in verdict.answers])]
+        if verdict.findings:
+            blocks += [("h3", "Findings"), ("ul", [f[0].upper() + f[1:] + "." for f in verdict.findings])]
+        if self.budget is not None and not self.budget.empty:
+            blocks += [("h3", f"Expected best `{self.study.score}` at a tuning budget of k trials"),
+                       ("table", formatted(self.budget)),
+                       ("p", f"The expected best score of k trials drawn from each {self.data.primary}'s completed "
+                             "trials (Dodge et al. 2019, \"Show Your Work\"): k = 1 is the mean trial, the largest k "
+                             "the study's own budget; a 95% percentile bootstrap band over the trials. "
+                             + table_links("expected_best"))]
         return blocks
 
     def _sources(self) -> str:
@@ -419,7 +451,9 @@ class _Builder:
 
     def _description(self) -> str:
         """The parent run's description in the MLflow UI: the verdict and the best trial per value."""
-        lines = [f"**Verdict.** {self.verdict.headline}", *[f"- {line}" for line in self.verdict.details], "",
+        lines = [f"**Verdict.** {self.verdict.headline}", *[f"- {line}" for line in self.verdict.details],
+                 *[f"- {a.question[0].upper()}{a.question[1:]}: {a.text}" for a in self.verdict.answers[1:]],
+                 *[f"- Finding: {f}." for f in self.verdict.findings], "",
                  markdown_table(formatted(self.data.best[best_summary_columns(self.data.best)])), "",
                  "Full report: the `report/report.html` artifact of this run."]
         return "\n".join(lines)
@@ -439,11 +473,12 @@ class _Builder:
         return run_id
 
 
-def replicate_statistics(replicates: pd.DataFrame, by: str, score: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+def replicate_statistics(replicates: pd.DataFrame, by: str, score: str, margin: float | None = None,
+                         ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """Per-value summary (n, mean, sd, 95% CI, parameter count) and Holm-adjusted pairwise tests."""
     if replicates.empty or by not in replicates or score not in replicates:
         return None, None
     summary = stats.summarize(replicates, [by], score)
     sizes = replicates.groupby(by)["param_count"].median().rename("param_count").reset_index()
     summary = summary.merge(sizes, on=by)
-    return summary, stats.pairwise(replicates, by, score)
+    return summary, stats.pairwise(replicates, by, score, margin=margin)

@@ -16,7 +16,7 @@ from study.spec.errors import StudyError
 from study.spec.sweep_file import SweepConfig, metric_direction, parse_config
 from study.store import tracking
 from study.store.locations import StudyNotFound
-from study.store.stores import Stores, require_mlflow_store, runs_frame
+from study.store.stores import Stores, replicate_runs, require_mlflow_store
 
 
 class ReportError(StudyError):
@@ -140,8 +140,4 @@ def _recorded_config(tracking_uri: str, parent: dict[str, Any]) -> SweepConfig |
 
 def replicate_trials(study_name: str, tracking_uri: str) -> pd.DataFrame:
     """The finished replicate runs of a study (see `study replicate`), one row each like the trials table."""
-    runs = tracking.load_runs(tracking_uri, study_name, role="replicate")
-    if runs.empty:
-        return pd.DataFrame()
-    frame = runs_frame(runs)
-    return frame[(frame["state"] == "COMPLETE") & (runs.set_index(frame.index)["status"] == "FINISHED")]
+    return replicate_runs(study_name, tracking_uri)

@@ -16,10 +16,15 @@ from study.spec.sweep_file import SweepConfig
 FEW_TRIALS = 5  # fewer completed trials than this per compared value: the best is a rough estimate
 EDGE = 0.05  # a best value within 5% of a range's end (log-scaled where searched on a log scale)
 VERDICT_RULE = (
-    "How the verdict is reached: the strongest evidence the study has decides (replicates, then paired draws); "
-    "a value wins only if it beats every other value on it (Holm-adjusted p < 0.05 and a 95% interval excluding "
-    "zero) and no other tested evidence puts another value first. The best single trials alone never decide: a "
-    "maximum over noisy trials has no uncertainty of its own.")
+    "How the verdict is reached: each kind of evidence answers its own question (replicates: which value is "
+    "better when tuned; paired draws: which is better across the search space; the completed trials: which gives "
+    "the better best model at a tuning budget of k trials), and the headline answers the question of the "
+    "strongest evidence the study has (replicates, then paired draws). On it the values fall into tiers: every "
+    "value of a higher tier beats every value of a lower one (Holm-adjusted p < 0.05 and a 95% interval excluding "
+    "zero; for a sweep that ran until decided, 95% confidence sequences, valid however often it looked). A value "
+    "wins when it is alone in the top tier. Within a tier a pair is equivalent (a TOST test shows the difference "
+    "lies within the margin) or undecided, with the observations that would tell a margin-sized difference. The "
+    "best single trials alone never decide: a maximum over noisy trials has no uncertainty of its own.")
 
 
 def budget_text(study: TrackedStudy, primary: str) -> str:

@@ -20,6 +20,7 @@ class SweepReporter(Protocol):
     def trial_ended(self, number: int, state: str, value: float | None, reason: str | None) -> None: ...
     def waiting(self, running: int, grace_seconds: int) -> None: ...
     def replicate_started(self, record: Any, index: int) -> None: ...  # record: study.store.trials.TrialRecord
+    def decision_looked(self, look: Any) -> None: ...  # a `decide:` sweep's look: study.search.decision.Look
 
 
 class SilentReporter:
@@ -41,6 +42,9 @@ class SilentReporter:
         pass
 
     def replicate_started(self, record: Any, index: int) -> None:
+        pass
+
+    def decision_looked(self, look: Any) -> None:
         pass
 
 
@@ -110,3 +114,6 @@ class LineReporter(SilentReporter):
 
     def waiting(self, running: int, grace_seconds: int) -> None:
         self.write(waiting_text(running, grace_seconds))
+
+    def decision_looked(self, look: Any) -> None:
+        self.write(look.text())

@@ -71,10 +71,11 @@ class SweepResult:
     best: pd.DataFrame = field(repr=False)
     notes: list[str] = field(default_factory=list)
     replicates: list = field(default_factory=list)  # study.search.replicate.RetrainResult of the file's `replicates:`
+    decided: bool = False  # a `decide:` sweep that stopped because every pair was decided
 
     @property
     def reached_target(self) -> bool:
-        return finished_count(self.counts) >= self.target
+        return self.decided or finished_count(self.counts) >= self.target
 
 
 def _open_study(config: SweepConfig, storage: optuna.storages.BaseStorage, storage_url: str) -> optuna.Study:
@@ -176,6 +177,23 @@ class OpenSweep:
     versions: dict[str, str]
     notes: list[str]
     stale: list[int] = field(default_factory=list)  # trials this process failed for want of heartbeats
+    first_look: int | None = None  # a `decide:` sweep: looks once this many trials finished (the file's `trials`)
+    last_look: Any = None  # study.search.decision.Look, the latest
+    decided: bool = False
+
+    def decided_now(self, finished: int, reporter: SweepReporter) -> bool:
+        """A `decide:` sweep: whether every pair is decided on the complete paired draws (looked at
+        again only when more trials have finished); False for any other sweep."""
+        if self.first_look is None or finished < self.first_look:
+            return False
+        if self.last_look is None or self.last_look.finished != finished:
+            from study.search.decision import look
+
+            self.last_look = look(self.config, trials_table(self.config.name, self.storage))
+            self.last_look.finished = finished
+            reporter.decision_looked(self.last_look)
+        self.decided = self.last_look.decided
+        return self.decided
 
     @property
     def config(self) -> SweepConfig:
@@ -225,7 +243,7 @@ class OpenSweep:
             best=None if best is None else {
                 "trial": best.number, "value": best.value, "run_id": best.user_attrs.get("mlflow_run_id"),
             },
-            finished=finished and finished_count(counts) >= self.target,
+            finished=finished and (self.decided or finished_count(counts) >= self.target),
         )
         return counts
 
@@ -237,7 +255,7 @@ class OpenSweep:
             experiment_id=self.tracker.experiment_id, parent_run_id=self.tracker.parent_run_id,
             target=self.target, started=started, counts=counts, stopped_reason=stopped_reason, trials=table,
             best=best_per_value(table, config.scientific, direction=config.objective.direction, config=config),
-            notes=self.notes,
+            notes=self.notes + ([self.last_look.text()] if self.last_look is not None else []), decided=self.decided,
         )
 
 
@@ -260,6 +278,9 @@ def open_sweep(
     target = config.trials if trials is None else trials
     if target < 1:
         raise ConfigError(f"--trials must be at least 1 (got {target})")
+    first_look = None
+    if config.decide is not None and config.decide.evidence == "paired":  # run until decided, up to its cap
+        first_look, target = target, max(target, config.decide.max_trials)
     stores = Stores.resolve(storage, tracking_uri, config)
     storage_url, tracking = stores.storage, stores.tracking_uri
     heartbeat_seconds()  # refuse a bad RNN_STUDY_HEARTBEAT_SECONDS or RNN_STUDY_THREADS before anything runs
@@ -305,7 +326,7 @@ def open_sweep(
             raise StoreError(store_problem("tracking URI", tracking, err)) from None
     opened = OpenSweep(
         sweep=sweep, target=target, stores=stores, storage=rdb, study=study,
-        tracker=tracker, versions=versions, notes=notes, stale=stale,
+        tracker=tracker, versions=versions, notes=notes, stale=stale, first_look=first_look,
     )
     opened.fail_stale_trials()
     opened.close_orphaned_runs(always=True)
@@ -351,6 +372,7 @@ def run_sweep(
         with long_lived_objects_frozen(), on_hard_stop(lambda: opened.close(finished=False)), \
                 store_failures_in_threads_silenced():
             started = _run_until_target(opened, objective, streak, reporter)
+            opened.decided_now(opened.finished_and_running()[0], reporter)  # the last look, at the cap too
         completed = True
     finally:
         try:
@@ -372,7 +394,15 @@ def replicate_if_asked(result: SweepResult, config: SweepConfig, reporter: Sweep
 
     Replicates already tracked are skipped, so asking again trains nothing.
     """
-    if not config.replicates or not result.reached_target or result.stopped_reason:
+    deciding = config.decide is not None and config.decide.evidence == "replicates"
+    if not (config.replicates or deciding) or not result.reached_target or result.stopped_reason:
+        return
+    if deciding:  # rounds of replicates until every pair is decided, or the cap
+        from study.search.decision import replicate_until_decided
+
+        result.replicates, taken = replicate_until_decided(result.study_name, config, stores, reporter)
+        result.decided = taken.decided
+        result.notes.append(taken.text())
         return
     from study.search.replicate import replicate_best
 
@@ -401,7 +431,7 @@ def _run_until_target(opened: OpenSweep, objective, streak: _FailureStreak, repo
         try:
             opened.fail_stale_trials()
             finished, running = opened.finished_and_running()
-            if finished >= target:
+            if finished >= target or opened.decided_now(finished, reporter):
                 return started
             if finished + running < target:
                 waiting = False

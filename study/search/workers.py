@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable
 
 from study.search.progress import SilentReporter, SweepReporter
 from study.spec.base import ConfigError
@@ -132,7 +132,9 @@ class WorkersResult:
 
 
 def worker_command(sweep: Sweep, trials: int | None) -> list[str]:
-    return [sys.executable, "-m", "study.app.cli", "worker", str(sweep.path)] + (["--trials", str(trials)] if trials else [])
+    decide = sweep.config.decide  # the file's, or `--until-decided`'s: the workers must look the same way
+    return ([sys.executable, "-m", "study.app.cli", "worker", str(sweep.path)] + (["--trials", str(trials)] if trials else [])
+            + (["--until-decided", "--max-trials", str(decide.max_trials)] if decide is not None else []))
 
 
 def prepare_then_wait_for_parent(sweep: Sweep) -> bool:
@@ -254,6 +256,8 @@ def run_workers(
     counts = state_counts(opened.study)
     if on_progress is not None:
         on_progress(finished_count(counts), opened.target, counts)
+    if not interrupted:  # a `decide:` sweep: the workers looked; this says where the study ended
+        opened.decided_now(finished_count(counts), reporter or SilentReporter())
     result = opened.result(len(opened.study.get_trials(deepcopy=False)) - trials_before, counts, None)
     outcome = WorkersResult(result, [w.returncode for w in workers], [list(w.tail) for w in workers])
     if not outcome.failed:

@@ -123,6 +123,24 @@ class Reported(StrictModel):
     note: str = ""
 
 
+class Decide(StrictModel):
+    """Run until decided: after the first `trials`, add rounds (one paired draw: a trial of every
+    compared value on the same nuisance values; or one replicate of each value's best) and look
+    after each with anytime-valid confidence sequences, until every pair of compared values is
+    decided (one better, or equivalent within the margin) or `max_trials` is spent."""
+
+    margin: float | None = Field(
+        None, gt=0, description="the smallest difference that matters, in the metric's units (0.02 = 2 pp of "
+                                "accuracy); default: the file's `margin`, else 0.02 for accuracies",
+    )
+    max_trials: int = Field(ge=2, le=100_000, description="the most trials (or replicate runs, with "
+                                                           "`evidence: replicates`) the sweep may spend")
+    evidence: Literal["paired", "replicates"] = Field(
+        "paired", description="paired: rounds of paired draws (across the search space); replicates: rounds "
+                              "of one new seed for each value's best configuration (tuned)",
+    )
+
+
 class SweepConfig(StrictModel):
     """The whole sweep file. Field descriptions are the reference documentation of the format."""
 
@@ -147,6 +165,12 @@ class SweepConfig(StrictModel):
     replicates: int = Field(
         0, ge=0, le=100, description="after the search, retrain the best of each compared value with this many new seeds",
     )
+    margin: float | None = Field(
+        None, gt=0, description="the smallest difference between compared values that matters, in the metric's "
+                                "units, for equivalence and for how much more evidence a pair needs (default: "
+                                "0.02, i.e. 2 pp, for accuracies; none for losses)",
+    )
+    decide: Decide | None = Field(None, description="run until decided: {max_trials, margin, evidence: paired | replicates}")
     reported: Reported | None = Field(None, description="a notebook's reported figures, shown beside the reproduction")
     pruner: Pruner = Field(default_factory=Pruner, description="`median` or {name: median, warmup_epochs: 2, ...}")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seeds the sampler and, with the trial number, training")
@@ -260,7 +284,38 @@ class SweepConfig(StrictModel):
                 "raise trials so every configuration runs"
             )
         check_dropouts(self.space, hyperparameters, self.task)
+        self._check_margin_and_decide(metric)
         return self
+
+    def _check_margin_and_decide(self, metric: str) -> None:
+        accuracy = metric.endswith("accuracy")
+        for where, margin in (("margin", self.margin), ("decide.margin", self.decide and self.decide.margin)):
+            if margin is not None and accuracy and margin >= 1:
+                raise ValueError(f"{where}: {margin} is not below 1; an accuracy margin is a fraction (0.02 = 2 pp)")
+        decide = self.decide
+        if decide is None:
+            return
+        if decide.margin is not None and self.margin is not None and decide.margin != self.margin:
+            raise ValueError(f"decide.margin: {decide.margin} differs from margin: {self.margin}; give one of them")
+        if not accuracy and (decide.margin or self.margin) is None:
+            raise ValueError(f"decide.margin: {metric} has no default margin; give the smallest difference that "
+                             "matters, in the metric's units")
+        if len(self.scientific) != 1:
+            raise ValueError("decide: needs exactly one compared hyperparameter (role: scientific, e.g. space.cell) to "
+                             f"decide on; this space has {len(self.scientific)}"
+                             + (f" ({', '.join(self.scientific)})" if self.scientific else ""))
+        if decide.evidence == "paired" and (self.sampler != "random" or self.budget != "equal"):
+            raise ValueError("decide: paired evidence needs `sampler: random` and `budget: equal`, so that every "
+                             f"compared value trains on the same draws (got sampler: {self.sampler}, budget: "
+                             f"{self.budget}); or use `evidence: replicates`")
+        if decide.evidence == "paired" and decide.max_trials < self.trials:
+            raise ValueError(f"decide.max_trials: {decide.max_trials} is below trials: {self.trials}; the sweep runs "
+                             "`trials` first, then rounds up to `max_trials`")
+
+    @property
+    def study_margin(self) -> float | None:
+        """The margin the verdict uses: decide's, the file's, else None (the metric's default)."""
+        return (self.decide.margin if self.decide and self.decide.margin is not None else self.margin)
 
     @property
     def hyperparameters(self) -> dict[str, Hyperparameter]:
@@ -337,6 +392,24 @@ def load_sweep(path: str | Path) -> Sweep:
     config = parse_config(data, source=str(path))
     return Sweep(config=config, path=path, file_sha256=hashlib.sha256(raw).hexdigest())
 
+
+
+def until_decided(sweep: Sweep, asked: bool, max_trials: int | None) -> Sweep:
+    """`study sweep FILE --until-decided [--max-trials N]`: the sweep with a `decide:` section (the
+    file's, its cap replaced by N; or a new one: paired draws, the file's margin, a cap of N, else
+    four times `trials`), validated as if the file said so. Unchanged without either flag."""
+    decide = sweep.config.decide
+    if max_trials is not None and decide is None and not asked:
+        raise ConfigError("--max-trials: only with --until-decided, or a `decide:` section in the sweep file")
+    if not asked and max_trials is None:
+        return sweep
+    if decide is None:
+        decide = Decide(max_trials=max_trials or 4 * sweep.config.trials)
+    elif max_trials is not None:
+        decide = decide.model_copy(update={"max_trials": max_trials})
+    data = {**sweep.config.model_dump(mode="json", exclude_none=True), "decide": decide.model_dump(exclude_none=True)}
+    config = parse_config(data, source=f"{sweep.path} with --until-decided")
+    return Sweep(config=config, path=sweep.path, file_sha256=sweep.file_sha256)
 
 
 def parse_config(data: dict[str, Any], source: str = "<sweep>") -> SweepConfig:

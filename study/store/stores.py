@@ -175,6 +175,21 @@ def _one_run_per_trial(runs: pd.DataFrame, study_name: str, notes: list[str]) ->
     return latest
 
 
+def replicate_runs(study_name: str, tracking_uri: str) -> pd.DataFrame:
+    """The finished replicate runs of a study (see `study replicate`), one row each like the trials
+    table, with `replicate_index`: which of its value's seeds it is (the same index pairs values)."""
+    import pandas as pd
+
+    from study.store.tracking import load_runs
+
+    runs = load_runs(tracking_uri, study_name, role="replicate")
+    if runs.empty:
+        return pd.DataFrame()
+    frame = runs_frame(runs)
+    frame["replicate_index"] = pd.to_numeric(runs.set_index(frame.index)["tags.replicate_index"]).astype("Int64")
+    return frame[(frame["state"] == "COMPLETE") & (runs.set_index(frame.index)["status"] == "FINISHED")]
+
+
 def runs_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """MLflow runs (rows of `study.store.tracking.load_runs`) as trials-table rows, typed as Optuna's."""
     import pandas as pd
