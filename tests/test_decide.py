@@ -51,6 +51,7 @@ def test_a_clear_study_stops_as_soon_as_every_pair_is_decided(write_sweep, store
     assert looks[-1].decided and set(looks[-1].states.values()) == {"GRU better", "LSTM better"}
     assert all(not look.decided for look in looks[:-1])  # it stopped at the first look that decided
     assert looks[0].draws == 2  # the first look comes once the file's 6 trials have finished
+    assert all((a.draws, a.states) != (b.draws, b.states) for a, b in zip(looks, looks[1:]))  # said once a round
     assert any(note.startswith(f"look after {looks[-1].draws} paired draws:") for note in result.notes)
     # The report rests on the same draws and names the design.
     report = build_report("decided", out=tmp_path / "report", formats="png", **stores)
@@ -65,7 +66,7 @@ def test_an_undecided_study_runs_to_its_cap_and_says_what_is_open(write_sweep, s
     sweep = decide_sweep(write_sweep, "capped", "decide: {max_trials: 12, margin: 0.001}\n")
     result = run_sweep(sweep, **stores)
     assert len(trained) == 12 and not result.decided and result.reached_target
-    assert re.search(r"look after 4 paired draws: .*undecided.* \(going on\)", result.notes[-1])
+    assert re.search(r"look after 4 paired draws: .*undecided.* \(stopped at the cap of 12 trials; a higher --max-trials", result.notes[-1])
     # Resuming with a higher cap continues from the 12 trials, not from zero.
     more = run_sweep(until_decided(sweep, False, 15), **stores)
     assert len(trained) == 15 and more.started == 3

@@ -143,3 +143,13 @@ def test_the_boundary_is_infinite_until_enough_draws_and_narrows_after():
 def test_a_pair_state_follows_its_interval(low, high, state):
     assert sequential.pair_state(low, high, MARGIN) == state
     assert sequential.pair_state(low, high, None) == (state if "better" in state else "undecided")
+
+
+def test_the_draws_to_decide_at_an_observed_gap_are_where_the_interval_clears_it():
+    sd, gap = 0.13, 0.087  # a pair apart by 8.7 pp with a wide spread
+    n = sequential.draws_to_decide(sd, MARGIN, ALPHA, PAIRS, difference=gap)
+    assert sd * sequential.boundary(n, LEVEL) < gap <= sd * sequential.boundary(n - 1, LEVEL)
+    assert n < sequential.draws_to_decide(sd, MARGIN, ALPHA, PAIRS)  # the worst case, a gap of half the margin
+    # a gap near zero is decided by equivalence: the interval must fit within +-(margin - gap)
+    near = sequential.draws_to_decide(sd, MARGIN, ALPHA, PAIRS, difference=0.002)
+    assert sd * sequential.boundary(near, LEVEL) < MARGIN - 0.002 <= sd * sequential.boundary(near - 1, LEVEL)

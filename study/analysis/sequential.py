@@ -118,19 +118,23 @@ def pair_state(low: float, high: float, margin: float | None) -> str:
 
 
 def draws_to_decide(sd: float, margin: float | None, alpha: float, pairs: int,
-                    target_n: int = DEFAULT_TARGET) -> int | None:
-    """The fewest draws at which the sequence's half-width, at spread `sd`, is below margin / 2.
+                    target_n: int = DEFAULT_TARGET, difference: float | None = None) -> int | None:
+    """The fewest draws at which the sequence's half-width, at spread `sd`, is small enough to decide.
 
-    An interval narrower than the margin either excludes zero (better) or, containing it, lies
-    within +-margin (equivalent): at this n every pair is decided whatever its true difference, as
-    long as the spread stays near `sd`. None without a margin or a spread.
+    Without `difference`: below margin / 2. An interval narrower than the margin either excludes
+    zero (better) or, containing it, lies within +-margin (equivalent): at this n every pair is
+    decided whatever its true difference, as long as the spread stays near `sd`. With the observed
+    `difference` d: below max(|d|, margin - |d|), where an interval around d excludes zero or lies
+    within +-margin; a pair 8.7 pp apart with a 28 pp spread needs tens of draws, not the thousands
+    a 1 pp half-width would take. None without a margin or a spread.
     """
     if margin is None or sd is None or math.isnan(margin) or math.isnan(sd) or sd <= 0 or margin <= 0:
         return None
     level = alpha / max(pairs, 1)
+    enough = margin / 2 if difference is None or math.isnan(difference) else max(abs(difference), margin - abs(difference))
 
     def decides(n: int) -> bool:
-        return bool(sd * boundary(n, level, target_n) < margin / 2)
+        return bool(sd * boundary(n, level, target_n) < enough)
 
     high = minimum_draws(level, target_n)
     while not decides(high):  # the width falls as n grows: double, then bisect
@@ -168,7 +172,8 @@ def look(draws: pd.DataFrame, values: list, score: str, margin: float | None,
         low, high, clipped = stats.within(low, high, stats.difference_range(score))
         state = pair_state(low, high, margin)
         sd = float(np.std(differences, ddof=1)) if n > 1 else math.nan
-        needed = draws_to_decide(sd, margin, alpha, pairs, target_n)
+        mean = float(np.mean(differences)) if n else math.nan
+        needed = draws_to_decide(sd, margin, alpha, pairs, target_n, difference=mean)
         rows.append({"a": a, "b": b, "n": n, "wins_a": int((differences > 0).sum()),
                      "wins_b": int((differences < 0).sum()), "ties": int((differences == 0).sum()),
                      "difference": float(np.mean(differences)) if n else math.nan,

@@ -334,9 +334,10 @@ def _needed_for_all(rows: list[dict], evidence: Evidence, score: str, maximize: 
     if not open_rows or (only_within and len(open_rows) < 2):
         return ""
     needed = max(still_needs(r, maximize) for r in open_rows)
-    power = "" if evidence.design == "sequential" else f" ({stats.POWER:.0%} power)"
+    if evidence.design == "sequential":
+        return f"; about {needed} {_observations(evidence)} would decide each open pair, if the spreads and gaps stay"
     return (f"; about {needed} {_observations(evidence)} would decide each open pair at a "
-            f"{difference(open_rows[0]['margin'], score)} margin{power}")
+            f"{difference(open_rows[0]['margin'], score)} margin ({stats.POWER:.0%} power)")
 
 
 def _unreachable(evidence: Evidence) -> str | None:

@@ -112,5 +112,8 @@ def needed_text(needed: int, row: dict, n: dict, score: str, observations: str) 
     """'about 17 paired draws (9 more) would tell a 2.0 pp difference at 80% power'."""
     have = row["n"] if "n" in row and not pd.isna(row["n"]) else min(n.values())
     more = f" ({needed - have} more)" if needed > have else ""
-    power = "" if row.get("test") == "confidence sequence" else f" at {stats.POWER:.0%} power"
-    return f"about {needed} {observations}{more} would tell a {difference(row['margin'], score)} difference{power}"
+    if row.get("test") == "confidence sequence":  # sequential.draws_to_decide, at the observed difference
+        return (f"about {needed} {observations}{more} would decide it, if the spread and the gap "
+                f"({difference(abs(row['difference']), score)}) stay as observed")
+    return (f"about {needed} {observations}{more} would tell a {difference(row['margin'], score)} difference "
+            f"at {stats.POWER:.0%} power")

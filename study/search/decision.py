@@ -35,10 +35,12 @@ class Look:
     finished: int = -1  # the study's finished trials when it was taken (a sweep looks again when this grows)
     observations: str = "paired draws"  # or "replicates per value"
 
-    def text(self) -> str:
-        """'look after 6 paired draws: GRU vs LSTM: undecided; GRU vs SimpleRNN: GRU better (going on)'."""
+    def text(self, capped_at: int | None = None) -> str:
+        """'look after 6 paired draws: GRU vs LSTM: undecided; GRU vs SimpleRNN: GRU better (going on)';
+        `capped_at`: the sweep spent its `max_trials` with pairs still open."""
         pairs = "; ".join(f"{pair}: {state}" for pair, state in self.states.items()) or "too few to look at"
-        verdict = "every pair decided, stopping" if self.decided else "going on"
+        verdict = ("every pair decided, stopping" if self.decided else
+                   f"stopped at the cap of {capped_at} trials; a higher --max-trials goes on" if capped_at else "going on")
         return f"look after {self.draws} {self.observations}: {pairs} ({verdict})"
 
 

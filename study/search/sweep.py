@@ -189,9 +189,10 @@ class OpenSweep:
         if self.last_look is None or self.last_look.finished != finished:
             from study.search.decision import look
 
-            self.last_look = look(self.config, trials_table(self.config.name, self.storage))
+            previous, self.last_look = self.last_look, look(self.config, trials_table(self.config.name, self.storage))
             self.last_look.finished = finished
-            reporter.decision_looked(self.last_look)
+            if previous is None or (previous.draws, previous.states) != (self.last_look.draws, self.last_look.states):
+                reporter.decision_looked(self.last_look)  # said once per new round, not after each of its trials
         self.decided = self.last_look.decided
         return self.decided
 
@@ -255,7 +256,8 @@ class OpenSweep:
             experiment_id=self.tracker.experiment_id, parent_run_id=self.tracker.parent_run_id,
             target=self.target, started=started, counts=counts, stopped_reason=stopped_reason, trials=table,
             best=best_per_value(table, config.scientific, direction=config.objective.direction, config=config),
-            notes=self.notes + ([self.last_look.text()] if self.last_look is not None else []), decided=self.decided,
+            notes=self.notes + ([self.last_look.text(capped_at=self.target if finished_count(counts) >= self.target else None)]
+                                if self.last_look is not None else []), decided=self.decided,
         )
 
 

@@ -9,12 +9,19 @@ import keras`), so whichever comes first loads TensorFlow the same way:
   an NVIDIA GPU the `tensorflow` package writes "Could not find cuda drivers on your machine" (twice)
   and "failed call to cuInit: ... UNKNOWN ERROR (303)" from C++ before its logging is set up, so
   `TF_CPP_MIN_LOG_LEVEL` cannot silence them, and they read like a crash to a CPU user. Every other
-  line written while TensorFlow loads is passed on, after it has loaded.
+  line written while TensorFlow loads is passed on, after it has loaded. The same goes for the
+  "oneDNN custom operations are on" notice (twice per process, `I0000`, which
+  `TF_CPP_MIN_LOG_LEVEL=2` does not silence either): it says results may differ in the last digits
+  from a build without oneDNN, which `study rerun` already measures;
+- TensorFlow's "triggered tf.function retracing" warnings dropped: a report predicts with several
+  saved models of different shapes, one after another, which retraces by design; every other
+  TensorFlow warning still shows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -30,6 +37,7 @@ START_UP_NOTICES = re.compile(
     r"|Could not find cuda drivers on your machine"
     r"|failed call to cuInit"
     r"|cpu_feature_guard\.cc|rebuild TensorFlow with the appropriate compiler flags"
+    r"|oneDNN custom operations are on"
 )
 
 
@@ -69,6 +77,14 @@ with start_up_notices_filtered():
     # TensorFlow looks for a GPU driver (cuInit) the first time devices are listed: here, filtered.
     # Listing devices does not start the runtime, so thread settings made later still apply.
     _GPUS = tf.config.list_physical_devices("GPU")
+
+
+class _WithoutRetracingWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+tf.get_logger().addFilter(_WithoutRetracingWarnings())
 
 
 def gpu_available() -> bool:
