@@ -25,8 +25,10 @@ and the **fixed cost = wall - epochs x steady epoch time**, split by timers arou
   cost of the trial, so the headline figure leaves it out (it is printed beside it);
 - fit other: Keras `fit` outside its epochs (data adapters, callbacks), less the writes below;
 - test: evaluating the test set at the best epoch;
-- model save: `TrialRun.log_model` (`model.keras` written and logged);
-- MLflow: `start_trial`, `log_epoch` (per epoch) and `finish` (final figures, `trial.json`);
+- model save: `TrialRun.log_model` (the best epoch's model written and logged as an MLflow Model);
+- MLflow: `start_trial` (with its dataset input and the start of MLflow's system-metrics monitor, on
+  unless `MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=false`), `log_epoch` (per epoch) and `finish` (final
+  figures, `trial.json`);
 - Optuna: every call into its storage from the trial's thread (claim, sampling, `report`,
   user attributes, `tell`);
 - rest: what no timer covers (best weights kept and restored, parameter count, the sweep loop).

@@ -260,7 +260,7 @@ class NullTracker:
     def close_parent(self, summary, best, finished):
         pass
 
-    def start_trial(self, number, params, tags, role="trial", run_name=""):
+    def start_trial(self, number, params, tags, role="trial", run_name="", dataset=None):
         return _NullRun()
 
     def close_orphaned_trial_runs(self, live_trial_numbers):

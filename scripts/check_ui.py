@@ -1,11 +1,16 @@
 """Check what users see in a real browser: `study ui` and `study dashboard` on a small tracked study.
 
 Trains a tiny offline study (8x8 digits, SimpleRNN vs GRU vs LSTM of 8 units, 1 epoch, 3 trials) in
-a temporary folder, writes its report (logged to the study's parent run), starts `study ui` on it
+a temporary folder, writes its report (logged to the study's parent run), registers the best model
+of each cell, starts `study ui` on it
 and, in headless Chromium, checks that
 - the runs table of the link `study ui` prints shows the study's parent run, and once expanded the
   trials with their model names (`trial-0001 GRU-8x1`);
+- each trial's Dataset column names its task and digest, and its Models column its logged model;
 - a trial's page shows its metrics and parameters;
+- the parent run's page shows its summary metrics (best and mean score of each cell);
+- the Models page lists the study's registered model (`study register`), whose page shows an
+  alias `best-<cell>` per cell;
 - the report logged to the parent run opens in MLflow's artifact viewer with its figures drawn
   (images decoded inside the viewer's frame, not just present in the file);
 - optuna-dashboard, when installed (`pip install 'rnn-study[dashboard]'`), lists the study and
@@ -218,6 +223,8 @@ def make_study(folder: Path, name: str = "ui-check", say=print) -> dict[str, str
     from study.spec.sweep_file import load_sweep
     from study.reporting.build import build_report
     from study.search.sweep import run_sweep
+    from study.store.registry import register_best
+    from study.store.stores import Stores
 
     folder.mkdir(parents=True, exist_ok=True)
     sweep_file = folder / f"{name}.yaml"
@@ -228,6 +235,8 @@ def make_study(folder: Path, name: str = "ui-check", say=print) -> dict[str, str
     if not (folder / "report" / "report.html").exists():
         say("writing its report (logged to the parent run)")
         build_report(name, out=folder / "report", formats="png", **stores)
+        say("registering the best model of each cell (`study register`)")
+        register_best(name, Stores(**stores))  # described by the verdict line the report left on the parent run
     return {**stores, "study": name, "experiment_id": sweep.experiment_id, "parent_run_id": sweep.parent_run_id}
 
 
@@ -292,11 +301,15 @@ DRAWN_IMAGES = ("JSON.stringify({title: document.title, images: document.images.
 
 
 def check_mlflow_ui(browser: Browser, study: dict[str, str], folder: Path, shot, say=print) -> list[str]:
-    """`study ui` on the study: its runs table, a trial's page and the report logged to the parent run."""
-    from study.store.tracking import load_runs
+    """`study ui` on the study: its runs table (with each trial's dataset and model), a trial's page,
+    the parent run's summary metrics, the registered models and the report logged to the parent run."""
+    from study.store.tracking import client_for, load_runs
 
     trials = load_runs(study["tracking_uri"], study["study"], "trial")
     names = sorted(trials["tags.mlflow.runName"])
+    cells = sorted(set(trials["params.cell"]))
+    dataset = client_for(study["tracking_uri"]).get_run(trials["run_id"].iloc[0]).inputs.dataset_inputs[0].dataset
+    inputs = {"name": dataset.name, "digest": dataset.digest}
     seen = []
 
     def saw(line: str) -> None:
@@ -323,6 +336,12 @@ def check_mlflow_ui(browser: Browser, study: dict[str, str], folder: Path, shot,
         browser.wait_for_text(names, f"the trials {names} under the parent run once expanded")
         shot(browser, "2-runs-expanded")
         saw(f"the runs table lists the parent run; expanded, the trials {', '.join(names)}")
+        # Each trial's Dataset column names its task and digest, its Models column its logged model.
+        dataset = f"{inputs['name']} ({inputs['digest']})"
+        browser.wait_for(lambda: browser.text().count(dataset) >= len(names)
+                         and browser.text().split("\n").count("model") >= len(names),
+                         f"the Dataset column ({dataset}) and Models column (model) of all {len(names)} trials")
+        saw(f"the Dataset column shows {dataset} and the Models column `model` for every trial")
 
         best = trials.sort_values("metrics.best_val_accuracy", ascending=False).iloc[0]
         browser.open(f"{link.rsplit('/runs', 1)[0]}/runs/{best['run_id']}")
@@ -330,6 +349,23 @@ def check_mlflow_ui(browser: Browser, study: dict[str, str], folder: Path, shot,
         browser.wait_for_text(expected, f"the trial page of {best['tags.mlflow.runName']}")
         shot(browser, "3-trial")
         saw(f"the page of {best['tags.mlflow.runName']} shows its metrics and parameters")
+
+        # The parent run answers: its page lists the best and mean score of each cell.
+        browser.open(f"{link.rsplit('/runs', 1)[0]}/runs/{study['parent_run_id']}")
+        summary = [f"{kind}_val_accuracy.{cell}" for cell in cells for kind in ("best", "mean")]
+        browser.wait_for_text(["Metrics", *summary], "the parent run's summary metrics on its page")
+        shot(browser, "4-parent")
+        saw(f"the parent run's page shows {', '.join(summary)}")
+
+        # The Model Registry: the study's registered model, one alias per cell.
+        root = link.split("#", 1)[0]
+        browser.open(f"{root}#/models")
+        browser.wait_for_text(["Registered Models", study["study"], "best-"], "the registered model on the Models page")
+        browser.open(f"{root}#/models/{study['study']}")
+        aliases = [f"best-{cell}" for cell in cells]
+        browser.wait_for_text(aliases, f"the aliases {aliases} on the registered model's page")
+        shot(browser, "5-models")
+        saw(f"the Models page lists {study['study']}; its page shows the aliases {', '.join(aliases)}")
 
         browser.open(f"{link.rsplit('/runs', 1)[0]}/runs/{study['parent_run_id']}/artifacts/report/report.html")
         drawn = browser.wait_for(
@@ -339,10 +375,10 @@ def check_mlflow_ui(browser: Browser, study: dict[str, str], folder: Path, shot,
         if drawn["title"] != f"Study report: {study['study']}" or drawn["drawn"] < drawn["images"]:
             raise CheckFailed(f"the report in MLflow's artifact viewer: {drawn['drawn']} of its {drawn['images']} "
                               f"images drawn (title {drawn['title']!r})")
-        shot(browser, "4-report")
+        shot(browser, "6-report")
         browser.evaluate_in_frames("document.images[0].scrollIntoView()")
         time.sleep(0.5)
-        shot(browser, "5-report-figure")
+        shot(browser, "7-report-figure")
         saw(f"the report logged to the parent run opens in the artifact viewer, {drawn['drawn']} of "
                     f"{drawn['images']} figures drawn")
     return seen
@@ -360,13 +396,13 @@ def check_dashboard(browser: Browser, study: dict[str, str], folder: Path, shot,
         base = printed[0].split(" at ", 1)[1].split()[0]
         browser.open(f"{base}/dashboard")
         browser.wait_for_text([study["study"]], "the study on optuna-dashboard's studies page", timeout=90)
-        shot(browser, "6-dashboard-studies")
+        shot(browser, "8-dashboard-studies")
         with urllib.request.urlopen(f"{base}/api/studies", timeout=30) as response:
             study_id = next(summary["study_id"] for summary in json.load(response)["study_summaries"]
                             if summary["study_name"] == study["study"])
         browser.open(f"{base}/dashboard/studies/{study_id}")
         browser.wait_for_text([study["study"], metric], f"the metric name {metric} on the study's page", timeout=90)
-        shot(browser, "7-dashboard-study")
+        shot(browser, "9-dashboard-study")
     seen = f"`study dashboard` printed {base}; its studies page lists {study['study']}, whose page names the metric " \
            f"{metric}"
     say(f"ok: {seen}")

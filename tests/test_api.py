@@ -75,6 +75,10 @@ def test_the_readmes_notebook_section_runs_as_written(scripted_training, tmp_pat
     assert list(cell["rep"].tables["best"]["cell"]) == ["SimpleRNN", "GRU", "LSTM"] and cell["rep"].figures
     assert (tmp_path / "reports" / "quick" / "report.html").exists()
     assert len(cell["history"]) == 24 * 15  # the quick sweep has no pruner: every trial runs every epoch
+    # The block's last line, displayed as Jupyter displays it: the report inline, figures embedded.
+    shown = eval(code.strip().splitlines()[-1].split("#")[0], cell)._repr_html_()
+    assert cell["rep"].verdict.headline.split(":")[0] in shown and "Best trial per value" in shown
+    assert shown.count('<img src="data:image/png;base64,') == len(cell["rep"].figures)
 
 
 MODULES_SNAPSHOT = """

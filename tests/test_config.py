@@ -37,6 +37,19 @@ BAD_SWEEPS = [
     _bad("- name: t\n- trials: 1\n", "must be a mapping of keys (name, task, space, ...), got list", "top-level-list"),
     _bad("", "the file is empty", "empty-file"),
     _bad("# only a comment\n", "the file is empty", "comment-only-file"),
+    # Issue 24: PyYAML's own two lines ended `in "<unicode string>", position 8`, with no line.
+    _bad("name: t\x00\ntask: {name: sine}\ntrials: 1\nepochs: 1\n",
+         "malformed YAML at line 1, column 8: a NUL byte (U+0000) is not allowed in YAML text", "nul-byte"),
+    _bad(BASE + "description: 'a \x07 bell'\n",
+         "malformed YAML at line 5, column 17: the control character U+0007 is not allowed", "control-character"),
+    _bad("".join(c + "\x00" for c in BASE), "not UTF-8 text (every other byte is NUL: it looks like UTF-16",
+         "utf16-without-bom"),
+    # Issue 24: a pruner that could never stop a trial before its last epoch.
+    _bad(BASE + "pruner: {name: median, warmup_epochs: 50}\n",
+         "pruner.warmup_epochs: the median pruner can first stop a trial after epoch 50, and every trial ends "
+         "after epoch 1 (epochs: 1), so it would never stop one", "pruner-warmup-past-the-epochs"),
+    _bad(BASE + "pruner: hyperband\n", "pruner: the hyperband pruner can first stop a trial after epoch 1",
+         "pruner-with-one-epoch"),
     # --- top-level keys and types
     _bad(BASE + "epoch: 3\n", "unknown key 'epoch'; allowed keys: name, description, task", "unknown-top-level-key"),
     _bad("task: {name: sine}\ntrials: 1\nepochs: 1\n", "name: required field is missing", "missing-name"),
@@ -293,9 +306,12 @@ def test_directory_instead_of_file(tmp_path: Path):
 def test_file_that_is_not_utf8(tmp_path: Path):
     path = tmp_path / "binary.yaml"
     path.write_bytes(b"\xff\xfe\x00name: t\n")
-    with pytest.raises(ConfigError, match="cannot read sweep file") as info:
+    with pytest.raises(ConfigError, match="not UTF-8 text \\(it starts with a UTF-16 byte-order mark\\)") as info:
         load_sweep(path)
     assert str(path) in str(info.value)
+    path.write_bytes("name: t\ndescription: caf\xe9\n".encode("latin-1"))  # said where since issue 24
+    with pytest.raises(ConfigError, match="not UTF-8 text: byte 0xe9 at line 2, column 17 is not valid UTF-8"):
+        load_sweep(path)
 
 
 def test_parse_config_names_its_source():

@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from study.search.samplers import EQUAL_BUDGET_ATTR, _Hyperband, _TrialsOfValue, scientific_value
 from study.store import optuna_private
-from study.store.mlflow_private import create_tables
+from study.store.mlflow_private import create_tables, dataset_entity
 from study.store.optuna_private import (
     HyperbandWithBracketStudy, stale_trial_ids, storage_of, study_id_of, trial_id_of, trials_as_samplers_read_them,
 )
@@ -158,6 +158,24 @@ def test_create_tables_makes_a_tracking_store_mlflow_opens_as_is(tmp_path):
     run = client.create_run(client.create_experiment("contract"))
     client.log_metric(run.info.run_id, "val_accuracy", 0.5, step=1)
     assert client.get_run(run.info.run_id).data.metrics == {"val_accuracy": 0.5}
+
+
+def test_dataset_entity_is_what_mlflow_client_log_inputs_takes(tmp_path):
+    """`Dataset._to_mlflow_entity()`: an `mlflow.data` dataset as the entity `MlflowClient.log_inputs`
+    logs, read back with its name, digest and schema."""
+    import mlflow.data
+    from mlflow.entities import Dataset, DatasetInput
+    from mlflow.tracking import MlflowClient
+
+    dataset = mlflow.data.from_numpy(np.zeros((4, 3, 2), dtype="float32"), name="contract")
+    entity = dataset_entity(dataset)
+    assert isinstance(entity, Dataset) and (entity.name, entity.digest) == ("contract", dataset.digest)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    run = client.create_run(client.create_experiment("contract"))
+    client.log_inputs(run.info.run_id, datasets=[DatasetInput(entity)])
+    logged = client.get_run(run.info.run_id).inputs.dataset_inputs
+    assert [(d.dataset.name, d.dataset.digest) for d in logged] == [("contract", dataset.digest)]
+    assert logged[0].dataset.schema
 
 
 # --------------------------------------------------------------------------- TensorFlow and Keras

@@ -136,3 +136,22 @@ def test_run_sweep_replicates_as_the_sweep_file_asks_and_a_worker_leaves_it_to_t
     assert len(best) == 2 and sorted(r.trial for r in result.replicates) == sorted([*best, *best])
     assert {r.role for r in result.replicates} == {"replicate"}
     assert run_sweep(load_sweep(path), **stores).replicates == []  # already tracked: nothing new
+
+
+def test_replicate_refuses_an_unknown_dimension_and_a_study_with_nothing_completed(tmp_path, shared_tracking_uri,
+                                                                                   scripted_training):
+    stores = {"storage": f"sqlite:///{tmp_path}/optuna.db", "tracking_uri": shared_tracking_uri}
+    path = tmp_path / "replicated-refusals.yaml"
+    path.write_text(SWEEP.replace("name: replicated", "name: replicated-refusals"))
+    scripted_training(lambda params, seed, epoch: float("nan"))  # every trial fails, as a NaN loss would
+    run_sweep(load_sweep(path), **stores)
+    with pytest.raises(ValueError, match=r"'replicated-refusals' has no completed trial to replicate \(\d+ fail"):
+        replicate_best("replicated-refusals", 1, None, Stores(**stores))
+    scripted_training()
+    run_sweep(load_sweep(path), trials=8, **stores)
+    with pytest.raises(ValueError, match=r"cannot compare by 'nonexist': not a hyperparameter .* choose from cell"):
+        replicate_best("replicated-refusals", 1, ["nonexist"], Stores(**stores))
+    # From the command line: one error line, exit 2, nothing trained.
+    done = CliRunner().invoke(app, ["replicate", "replicated-refusals", "--seeds", "1", "--compare", "nonexist",
+                                    "--storage", stores["storage"], "--tracking-uri", stores["tracking_uri"]])
+    assert done.exit_code == 2 and "error: cannot compare by 'nonexist'" in done.output, done.output

@@ -36,7 +36,8 @@ def test_seeds_table_puts_reported_reproduced_and_tuned_side_by_side(stores, tmp
     table = seeds_table(Stores(**stores))
     row = table[table["experiment"] == "seed001-sine-lstm"].iloc[0]
     assert row["reported"] == pytest.approx(0.0138)  # the notebook's test MSE, from the sweep file
-    assert row["metric"] == "test_loss" and row["status"] == "reproduced"
+    # scripted training scores a test MSE near 0.35, far from the notebook's 0.0138: not reproduced, and by how much
+    assert row["metric"] == "test_loss" and row["status"].startswith("not reproduced: the reported value is")
 
     trial = Stores(**stores).trials("seed001-sine-lstm").iloc[0]
     replicas = load_runs(stores["tracking_uri"], "seed001-sine-lstm", role="replicate")["metrics.test_loss"]

@@ -3,12 +3,15 @@ the same database MLflow's own migrations make, and MLflow's own path whenever t
 
 from __future__ import annotations
 
+import random
 import sqlite3
 
+import pytest
 from mlflow.tracking import MlflowClient
 
-from study.store.mlflow_template import store_template_folder
-from study.store.tracking import client_for
+from study.store.locations import StudyNotFound
+from study.store.mlflow_template import empty_store, store_template_folder
+from study.store.tracking import client_for, study_runs
 
 
 def _schema(path) -> list[tuple]:
@@ -25,8 +28,8 @@ def test_a_new_store_is_the_database_mlflow_makes(tmp_path, monkeypatch):
     (tmp_path / "mlflow").mkdir()
     (tmp_path / "copied").mkdir()
     MlflowClient(f"sqlite:///{tmp_path}/mlflow/mlflow.db").search_experiments()  # MLflow's migrations
-    first = client_for(f"sqlite:///{tmp_path}/copied/first.db")  # makes the template, then copies it
-    second = client_for(f"sqlite:///{tmp_path}/copied/second.db")  # copies it
+    first = client_for(f"sqlite:///{tmp_path}/copied/first.db", create=True)  # makes the template, then copies it
+    second = client_for(f"sqlite:///{tmp_path}/copied/second.db", create=True)  # copies it
     assert [p.name for p in store_template_folder().iterdir()] == [
         p.name for p in store_template_folder().glob("mlflow-*.db")]  # no half-made template left
     for client, name in ((first, "first.db"), (second, "second.db")):
@@ -44,6 +47,30 @@ def test_without_a_writable_cache_mlflow_creates_the_store(tmp_path, monkeypatch
     blocked.write_text("a file where the cache folder would be")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
     (tmp_path / "store").mkdir()
-    client = client_for(f"sqlite:///{tmp_path}/store/mlflow.db")
+    client = client_for(f"sqlite:///{tmp_path}/store/mlflow.db", create=True)
     assert [e.name for e in client.search_experiments()] == ["Default"]
     assert [p.name for p in (tmp_path / "store").iterdir()] == ["mlflow.db"]
+
+
+def test_a_corrupt_template_is_made_again_and_never_copied(tmp_path, monkeypatch):
+    # Issue 24, item 4: random bytes in the cached template were copied into mlruns/mlflow.db, and
+    # every later sweep failed on it ("file is not a database"), even once the cache was fixed.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "store").mkdir()
+    client_for(f"sqlite:///{tmp_path}/store/first.db", create=True)  # makes the template
+    [template] = store_template_folder().glob("mlflow-*.db")
+    assert empty_store(template)
+    template.write_bytes(random.Random(0).randbytes(200_000))
+    assert not empty_store(template)
+    client = client_for(f"sqlite:///{tmp_path}/store/mlflow.db", create=True)
+    assert [e.name for e in client.search_experiments()] == ["Default"]
+    assert empty_store(template)  # made again from MLflow's migrations
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["first.db", "mlflow.db"]  # nothing half made
+
+
+def test_reading_a_missing_store_creates_nothing(tmp_path):
+    # Issue 24, item 14: `study doctor x` in a folder without stores made mlruns/mlflow.db (954 KB).
+    with pytest.raises(StudyNotFound, match="no MLflow store"):
+        client_for(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    assert study_runs(f"sqlite:///{tmp_path}/mlruns/mlflow.db", "x") == []
+    assert list(tmp_path.iterdir()) == []

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import study.app.cli
+import study.app.serve_commands
 from study.app.cli import app
 
 runner = CliRunner()
@@ -42,7 +42,7 @@ def served(monkeypatch) -> Served:
         if calls.answers:
             say_ready()
 
-    monkeypatch.setattr(study.app.cli, "serve_until_stopped", fake_serve)
+    monkeypatch.setattr(study.app.serve_commands, "serve_until_stopped", fake_serve)
     return calls
 
 
@@ -187,7 +187,7 @@ def test_a_server_that_stops_before_it_answers_is_one_error_line_and_exit_1(tmp_
     script = tmp_path / "serve.py"
     script.write_text("""
 import os, sys
-from study.app.cli import serve_until_stopped
+from study.app.serve_commands import serve_until_stopped
 import typer
 try:
     serve_until_stopped([sys.executable, "-c", "raise SystemExit(3)"], "http://127.0.0.1:1/", lambda: print("ready"),
@@ -236,7 +236,7 @@ def test_serve_prints_only_once_the_server_answers_and_stops_its_group_on_sigter
     script.write_text(f"""
 import os, sys, time
 import typer
-from study.app.cli import serve_until_stopped
+from study.app.serve_commands import serve_until_stopped
 started = time.monotonic()
 try:
     serve_until_stopped([sys.executable, "-c", {server!r}], "http://127.0.0.1:{port}/",

@@ -1,7 +1,7 @@
 """The public Python API: what a notebook calls, the same work as the `study` commands, returning data.
 
     import study
-    result = study.run_sweep("sweeps/quick.yaml", jobs=2)   # or a dict, or a loaded Sweep
+    result = study.run_sweep("sweeps/quick.yaml", jobs=2)   # or "quick", a dict, or a loaded Sweep
     study.trials("quick")                                   # DataFrame, as `study show quick --csv`
     study.history("quick")                                  # per-epoch DataFrame, as `study history`
     rep = study.report("quick")                             # writes reports/quick/, returns the result
@@ -20,25 +20,27 @@ from typing import Any
 
 
 def load(sweep: Any):
-    """A `Sweep` from a path, a sweep name under `./sweeps/`, a dict of the sweep file's keys, or a `Sweep`."""
-    from study.spec.base import ConfigError
+    """A `Sweep` from a path, a sweep name (`./sweeps/NAME.yaml`, else the shipped one), a dict of the
+    sweep file's keys, or a `Sweep`."""
+    return _load(sweep)[0]
+
+
+def _load(sweep: Any):
+    """`load`, and the line saying the shipped sweep file ran (or a local one hid it), if one did."""
+    from study.spec.shipped import find_sweep
     from study.spec.sweep_file import Sweep, load_sweep, parse_config
 
     if isinstance(sweep, Sweep):
-        return sweep
+        return sweep, None
     if isinstance(sweep, dict):
         import hashlib
         import json
 
         raw = json.dumps(sweep, sort_keys=True, default=str).encode()
         return Sweep(config=parse_config(sweep, source="<dict>"), path=Path("<dict>"),
-                     file_sha256=hashlib.sha256(raw).hexdigest())
-    path = Path(sweep)
-    if not path.exists() and path.suffix == "" and (Path("sweeps") / f"{path}.yaml").exists():
-        path = Path("sweeps") / f"{path}.yaml"
-    if not path.exists():
-        raise ConfigError(f"{sweep}: no such sweep file (nor sweeps/{sweep}.yaml)")
-    return load_sweep(path)
+                     file_sha256=hashlib.sha256(raw).hexdigest()), None
+    found = find_sweep(sweep)
+    return load_sweep(found.path), found.note
 
 
 def run_sweep(sweep: Any, jobs: int = 1, trials: int | None = None, storage: str | None = None,
@@ -46,20 +48,25 @@ def run_sweep(sweep: Any, jobs: int = 1, trials: int | None = None, storage: str
     """Run or resume a sweep to its target; `jobs=N` uses N local worker processes.
 
     Returns the same `SweepResult` for any `jobs`; with workers, a worker that failed is named in
-    its `notes` (its last line included).
+    its `notes` (its last line included). A sweep named rather than given by path says in its first
+    note when the shipped sweep file ran, or a local file hid the shipped one.
     """
-    loaded = load(sweep)
+    loaded, note = _load(sweep)
     if jobs == 1:
         from study.search.sweep import run_sweep as run_in_process
 
-        return run_in_process(loaded, trials=trials, storage=storage, tracking_uri=tracking_uri, replicate=replicate)
-    from study.search.workers import run_workers
+        result = run_in_process(loaded, trials=trials, storage=storage, tracking_uri=tracking_uri, replicate=replicate)
+    else:
+        from study.search.workers import run_workers
 
-    outcome = run_workers(loaded, jobs, trials=trials, storage=storage, tracking_uri=tracking_uri)
-    for index in outcome.failed:
-        tail = outcome.tails[index - 1][-1] if outcome.tails[index - 1] else "no output"
-        outcome.sweep.notes.append(f"worker {index} exited with {outcome.exit_codes[index - 1]}: {tail}")
-    return outcome.sweep
+        outcome = run_workers(loaded, jobs, trials=trials, storage=storage, tracking_uri=tracking_uri)
+        for index in outcome.failed:
+            tail = outcome.tails[index - 1][-1] if outcome.tails[index - 1] else "no output"
+            outcome.sweep.notes.append(f"worker {index} exited with {outcome.exit_codes[index - 1]}: {tail}")
+        result = outcome.sweep
+    if note:
+        result.notes.insert(0, note)
+    return result
 
 
 def trials(study_name: str, storage: str | None = None, tracking_uri: str | None = None):

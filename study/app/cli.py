@@ -15,16 +15,23 @@ from typing import Optional
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from study.app import serve_commands
+from study.app.options import (
+    FileStorageOption, FileTrackingOption, MaxTrialsOption, StorageOption, TrackingOption, UntilDecidedOption,
+)
 from study.app.terminal import (
     RichReporter, WorkersDisplay, best_columns, console, dataframe_table, errors, exit_codes, fail, findings_table,
     print_across_report, print_outcome, print_replicates, print_report, print_table, stopping_cleanly,
     summary_columns,
 )
 from study.search.progress import describe_params
-from study.spec.base import ConfigError
-from study.spec.settings import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, STORAGE_ENV, TRACKING_ENV
+from study.spec.base import ConfigError, shown
+from study.spec.flags import REPORT_FILES, REPORT_FOLDERS, check_output_folder, compared_dimensions
+from study.spec.settings import path_too_long
+from study.spec.shipped import find_suite, find_sweep, starter_sweep
 from study.spec.sweep_file import load_sweep
 from study.spec.sweep_file import until_decided as until_decided_sweep
+from study.spec.tasks import TASK_NAMES
 
 app = typer.Typer(
     help="Tracked, reproducible RNN vs GRU vs LSTM hyperparameter studies (Optuna + MLflow).",
@@ -33,22 +40,51 @@ app = typer.Typer(
 )
 
 
-def _store_option(flag: str, what: str, env: str, default: str, from_file: bool) -> typer.models.OptionInfo:
-    fallback = f"the sweep file's `{flag[2:].replace('-', '_')}`, else {default}" if from_file else default
-    return typer.Option(None, flag, metavar=what.split()[-1], show_default=False,
-                        help=f"{what} [env var: {env}; default: {fallback}]")
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("rnn-study")
+        except PackageNotFoundError:  # a source tree on sys.path, never installed
+            from study import __version__ as number
+        console.print(f"rnn-study {number}", highlight=False, markup=False)
+        raise typer.Exit()
 
 
-StorageOption = _store_option("--storage", "Optuna storage URL", STORAGE_ENV, DEFAULT_STORAGE, from_file=False)
-TrackingOption = _store_option("--tracking-uri", "MLflow tracking URI", TRACKING_ENV, DEFAULT_TRACKING_URI, from_file=False)
-# Commands that read a sweep file, whose `storage` / `tracking_uri` come before the defaults.
-FileStorageOption = _store_option("--storage", "Optuna storage URL", STORAGE_ENV, DEFAULT_STORAGE, from_file=True)
-UntilDecidedOption = typer.Option(False, "--until-decided", help="add paired draws until every pair of compared values "
-                                  "is decided (anytime-valid confidence sequences), as the file's `decide:` does")
-MaxTrialsOption = typer.Option(None, "--max-trials", help="with --until-decided: the most trials to spend "
-                               "(default: the file's decide.max_trials, else 4 x trials)")
-FileTrackingOption = _store_option("--tracking-uri", "MLflow tracking URI", TRACKING_ENV, DEFAULT_TRACKING_URI,
-                                   from_file=True)
+@app.callback()
+def options(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="print rnn-study's version and exit"),
+) -> None:
+    """The options before any command (`study --version`); the help text is the app's."""
+
+
+def _load_sweep(file: Path):
+    """The sweep file FILE names (`study.spec.shipped`), saying so when it is the shipped copy."""
+    found = _find(find_sweep, file, "sweep file")
+    if found.note:
+        console.print(found.note, highlight=False, markup=False)
+    return load_sweep(found.path)
+
+
+def _find(finder, file: Path, what: str):
+    """`find_sweep` or `find_suite`, with a name the system refuses (too long, behind a closed folder)
+    said in one line: looking for it raises from `exists`."""
+    problem = path_too_long(str(file))
+    if problem:
+        raise ConfigError(f"{shown(str(file))}: not a {what} name: {problem}")
+    try:
+        return finder(file)
+    except OSError as err:
+        raise ConfigError(f"{file}: cannot read {what} ({err.strerror or err})") from None
+
+
+def _check_file_name(path: Path | None, flag: str) -> None:
+    """A file to write whose name the system would refuse, refused before the stores are read."""
+    problem = path_too_long(str(path)) if path is not None else None
+    if problem:
+        raise ConfigError(f"{flag} {shown(str(path))}: {problem}")
 
 
 # --------------------------------------------------------------------------- sweep
@@ -56,7 +92,8 @@ FileTrackingOption = _store_option("--tracking-uri", "MLflow tracking URI", TRAC
 
 @app.command()
 def sweep(
-    file: Path = typer.Argument(..., help="sweep file, e.g. sweeps/quick.yaml"),
+    file: Path = typer.Argument(..., readable=False,  # our loader says an unreadable file in one line, not Click
+                                help="sweep file or shipped sweep name, e.g. sweeps/quick.yaml or quick"),
     trials: Optional[int] = typer.Option(None, "--trials", "-n", help="trials that must finish (default: the file's `trials`)"),
     storage: Optional[str] = FileStorageOption,
     tracking_uri: Optional[str] = FileTrackingOption,
@@ -74,7 +111,7 @@ def sweep(
     with exit_codes(stopped):
         if jobs < 1:
             raise ConfigError(f"--jobs must be at least 1 (got {jobs})")
-        loaded = until_decided_sweep(load_sweep(file), until_decided, max_trials)
+        loaded = until_decided_sweep(_load_sweep(file), until_decided, max_trials)
         config = loaded.config
         with stopping_cleanly(stopped):
             if jobs == 1:
@@ -117,7 +154,8 @@ def _sweep_with_workers(loaded, jobs: int, trials, storage, tracking_uri):
 
 @app.command()
 def worker(
-    file: Path = typer.Argument(..., help="sweep file, e.g. sweeps/quick.yaml (the same file on every machine)"),
+    file: Path = typer.Argument(..., readable=False, help="sweep file or shipped sweep name, e.g. sweeps/quick.yaml "
+                                                          "or quick (the same file on every machine)"),
     trials: Optional[int] = typer.Option(None, "--trials", "-n", help="trials that must finish (default: the file's `trials`)"),
     storage: Optional[str] = FileStorageOption,
     tracking_uri: Optional[str] = FileTrackingOption,
@@ -131,7 +169,7 @@ def worker(
 
     stopped = f"interrupted; finished trials are saved. Resume with: study worker {file}"
     with exit_codes(stopped):
-        loaded = until_decided_sweep(load_sweep(file), until_decided, max_trials)
+        loaded = until_decided_sweep(_load_sweep(file), until_decided, max_trials)
         config = loaded.config
         if os.environ.get(PARENT_GO_ENV):
             if not prepare_then_wait_for_parent(loaded):
@@ -145,6 +183,32 @@ def worker(
     print_outcome(result, f"this worker ran {result.started}")
     if result.stopped_reason:
         raise fail(result.stopped_reason, code=1)
+
+
+@app.command()
+def init(
+    name: str = typer.Argument(..., help="study name; the file is NAME.yaml"),
+    task: str = typer.Option("digits", "--task", help=f"the task: {', '.join(TASK_NAMES)}"),
+    out: Optional[Path] = typer.Option(None, "--out", readable=False, help="the file to write (default NAME.yaml "
+                                                                          "here; a folder: NAME.yaml in it)"),
+) -> None:
+    """Write a commented starter sweep file: SimpleRNN vs GRU vs LSTM on one task (never over an existing file)."""
+    name = name.removesuffix(".yaml")
+    path = out if out is not None else Path(f"{name}.yaml")
+    with exit_codes():
+        _check_file_name(path, "--out" if out is not None else "NAME")
+        if path.is_dir():
+            path = path / f"{name}.yaml"
+        text = starter_sweep(name, task, str(path))
+    try:
+        with path.open("x") as handle:  # "x": never over a file, even one made since the check above
+            handle.write(text)
+    except FileExistsError:
+        raise fail(f"{path}: already exists; study init never overwrites a file (pick another NAME or --out)") from None
+    except OSError as err:
+        raise fail(f"{path}: cannot write it ({err.strerror or err})") from None
+    console.print(f"wrote {path}: SimpleRNN vs GRU vs LSTM on {task}; edit it, then run: study sweep {path}",
+                  highlight=False, markup=False)
 
 
 # --------------------------------------------------------------------------- rerun / replicate
@@ -184,7 +248,8 @@ def replicate(
     from study.search.replicate import replicate_best
     from study.store.stores import Stores
 
-    dimensions = compare.split(",") if compare else None
+    with exit_codes():
+        dimensions = compared_dimensions(compare)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("replicates", total=None)
 
@@ -199,7 +264,28 @@ def replicate(
     if results:
         print_replicates(results, study_name)
     else:
-        console.print("all requested replicates were already tracked; nothing to train")
+        console.print("every requested replicate is tracked already, or being trained by another process now; "
+                      "nothing to train")
+
+
+@app.command()
+def register(
+    study_name: str = typer.Argument(..., metavar="STUDY"),
+    compare: Optional[str] = typer.Option(None, "--compare", help="comma-separated dimensions (default: the scientific ones)"),
+    name: Optional[str] = typer.Option(None, "--name", help="registered model name (default: the study's)"),
+    storage: Optional[str] = StorageOption,
+    tracking_uri: Optional[str] = TrackingOption,
+) -> None:
+    """Register the best trial's model of each compared value in the MLflow Model Registry (alias best-<value>)."""
+    from study.store.registry import register_best
+    from study.store.stores import Stores
+
+    with exit_codes(bad_input=(LookupError, ValueError)):
+        registered = register_best(study_name, Stores.resolve(storage, tracking_uri),
+                                   compare=compared_dimensions(compare), model_name=name)
+    for entry in registered:
+        console.print(f"{entry.model_name} version {entry.version} @{entry.alias}: trial {entry.trial}, "
+                      f"score {entry.score:.4f} (run {entry.run_id})", highlight=False)
 
 
 # --------------------------------------------------------------------------- list / show
@@ -227,7 +313,7 @@ def show(
     study_name: str = typer.Argument(..., metavar="STUDY", help="study name (the sweep file's `name`)"),
     storage: Optional[str] = StorageOption,
     tracking_uri: Optional[str] = TrackingOption,
-    csv: Optional[Path] = typer.Option(None, "--csv", help="also write every column to this CSV file"),
+    csv: Optional[Path] = typer.Option(None, "--csv", readable=False, help="also write every column to this CSV file"),
     wide: bool = typer.Option(False, "--wide", help="every column, however wide the terminal"),
 ) -> None:
     """The trials of one study as a table: the study's trials table (Optuna's states and values, MLflow's
@@ -236,6 +322,7 @@ def show(
 
     notes: list[str] = []
     with exit_codes():
+        _check_file_name(csv, "--csv")
         table = Stores.resolve(storage, tracking_uri).trials(study_name, notes)
     for note in notes:
         console.print(f"note: {note}", highlight=False, markup=False)
@@ -252,8 +339,8 @@ def show(
 def report(
     targets: list[str] = typer.Argument(..., metavar="STUDY_OR_SWEEP_FILE...",
                                         help="a study name or the sweep file that made it; several: one per task"),
-    out: Optional[Path] = typer.Option(None, "--out", help="output folder (default reports/<study>; for several studies "
-                                                           "the cross-task page, default reports/across-tasks)"),
+    out: Optional[Path] = typer.Option(None, "--out", readable=False, help="output folder (default reports/<study>; "
+                                       "for several studies the cross-task page, default reports/across-tasks)"),
     compare: Optional[str] = typer.Option(None, "--compare", help="dimensions to compare, e.g. cell or cell,units (default: the scientific ones)"),
     formats: str = typer.Option("png,pdf", "--formats", help="figure formats, e.g. png,pdf,svg"),
     storage: Optional[str] = StorageOption,
@@ -283,7 +370,7 @@ def report(
 @app.command()
 def history(
     study_name: str = typer.Argument(..., metavar="STUDY", help="study name (the sweep file's `name`)"),
-    csv: Path = typer.Option(..., "--csv", help="write the table to this CSV file"),
+    csv: Path = typer.Option(..., "--csv", readable=False, help="write the table to this CSV file"),
     storage: Optional[str] = StorageOption,
     tracking_uri: Optional[str] = TrackingOption,
 ) -> None:
@@ -291,6 +378,7 @@ def history(
     from study.reporting.load import epoch_history
 
     with exit_codes():
+        _check_file_name(csv, "--csv")
         table = epoch_history(study_name, storage, tracking_uri)
     try:
         table.to_csv(csv, index=False)
@@ -301,8 +389,10 @@ def history(
 
 @app.command()
 def suite(
-    file: Path = typer.Argument(..., help="suite file, e.g. sweeps/suites/offline.yaml"),
-    out: Optional[Path] = typer.Option(None, "--out", help="cross-task page folder (default reports/<suite name>)"),
+    file: Path = typer.Argument(..., readable=False, help="suite file or shipped suite name, e.g. "
+                                                          "sweeps/suites/offline.yaml or offline"),
+    out: Optional[Path] = typer.Option(None, "--out", readable=False,
+                                       help="cross-task page folder (default reports/<suite name>)"),
     formats: str = typer.Option("png,pdf", "--formats", help="figure formats, e.g. png,pdf,svg"),
     storage: Optional[str] = FileStorageOption,
     tracking_uri: Optional[str] = FileTrackingOption,
@@ -312,7 +402,12 @@ def suite(
 
     stopped = f"interrupted; finished trials are saved. Resume with: study suite {file}"
     with exit_codes(stopped):
-        loaded = load_suite(file)
+        found = _find(find_suite, file, "suite file")
+        if out is not None:
+            check_output_folder(out, "--out", REPORT_FILES, REPORT_FOLDERS)  # before the sweeps, not after them
+        if found.note:
+            console.print(found.note, highlight=False, markup=False)
+        loaded = load_suite(found.path)
         live: list[RichReporter] = []  # one progress display at a time: each sweep's replaces the last
 
         def reporter_for(sweep):
@@ -341,7 +436,7 @@ def suite(
 
 @app.command()
 def seeds(
-    out: Path = typer.Option(Path("reports/seeds"), "--out", help="folder for seeds.csv and seeds.md"),
+    out: Path = typer.Option(Path("reports/seeds"), "--out", readable=False, help="folder for seeds.csv and seeds.md"),
     storage: Optional[str] = StorageOption,
     tracking_uri: Optional[str] = TrackingOption,
 ) -> None:
@@ -350,11 +445,20 @@ def seeds(
     from study.store.stores import Stores
 
     with exit_codes():
+        check_output_folder(out, "--out", ("seeds.csv", "seeds.md"))
         table = seeds_table(Stores.resolve(storage, tracking_uri))
     if table.empty:
         raise fail("no seed studies in the storage yet: run e.g. `study sweep sweeps/seed001_sine_lstm.yaml`")
-    written = write_seeds(table, out)
-    console.print(dataframe_table(table.drop(columns=["source", "tuned_study"]), title="the seeds side by side"))
+    try:
+        written = write_seeds(table, out)
+    except OSError as err:
+        raise fail(f"--out {out}: cannot write seeds.csv and seeds.md ({err.strerror or err})") from None
+    # The status is a sentence (and names the range and the set-up differences): a line of its own.
+    shown = table.drop(columns=["source", "tuned_study", "reproduced_low", "reproduced_high", "status",
+                                "setup_differences"])
+    console.print(dataframe_table(shown, title="the seeds side by side"))
+    for row in table.itertuples(index=False):
+        console.print(f"{row.experiment} {row.configuration}: {row.status}", highlight=False, markup=False)
     console.print("wrote " + " and ".join(map(str, written)))
 
 
@@ -391,82 +495,10 @@ def doctor(
     console.print(f"repaired {repaired} problem(s): the two stores agree now", highlight=False)
 
 
-# --------------------------------------------------------------------------- ui
+# --------------------------------------------------------------------------- ui / dashboard
 
-
-@app.command()
-def ui(
-    tracking_uri: Optional[str] = TrackingOption,
-    host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 exposes the UI to your network"),
-    port: int = typer.Option(5000, help="port to serve on"),
-    workers: int = typer.Option(1, help="MLflow server worker processes: 1 answers soonest on a small machine "
-                                        "(MLflow's own default is 4); more serve many readers at once"),
-) -> None:
-    """Open the MLflow UI on this project's tracking store (bound to 127.0.0.1 by default); the links
-    are printed once the server answers."""
-    from study.app import servers
-    from study.store.locations import mask_password, resolve_tracking_uri, sqlite_path
-    from study.store.tracking import experiment_links
-
-    with exit_codes():
-        if workers < 1:
-            raise ConfigError(f"--workers must be at least 1 (got {workers})")
-        uri = resolve_tracking_uri(tracking_uri)  # the MLflow store alone: the UI never reads Optuna's
-        if uri.startswith(("http://", "https://")):
-            console.print(f"this project tracks to a server already: {mask_password(uri)}")
-            return
-        db = sqlite_path(uri)
-        if db is not None and not db.exists():
-            raise ConfigError(f"no tracking store at {db}; run `study sweep sweeps/quick.yaml` first")
-        servers.check_port(host, port)
-    base = f"http://{host}:{port}"
-    links = experiment_links(uri, base)
-
-    def say_ready() -> None:
-        console.print(f"MLflow UI at {base}  (Ctrl-C to stop)")
-        for name, url in links.items():
-            console.print(f"  {name}: {url}")
-
-    command, env = servers.mlflow_ui(uri, host, port, workers)
-    serve_until_stopped(command, servers.health_url(host, port, "/health"), say_ready, env,
-                        starting=f"starting the MLflow UI ({workers} worker{'s' if workers > 1 else ''}; "
-                                 "10-60 s on 2 cores)")
-
-
-@app.command()
-def dashboard(
-    storage: Optional[str] = StorageOption,
-    host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 exposes the dashboard to your network"),
-    port: int = typer.Option(8080, help="port to serve on"),
-) -> None:
-    """Open optuna-dashboard on this project's Optuna storage (bound to 127.0.0.1 by default):
-    each study's history, parameter plots and importances, named by its metric."""
-    import importlib.util
-
-    from study.app import servers
-    from study.store.stores import Stores
-
-    if importlib.util.find_spec("optuna_dashboard") is None:
-        raise fail("optuna-dashboard is not installed; pip install 'rnn-study[dashboard]' (or, in a clone: "
-                   ".venv/bin/pip install -e '.[dashboard]')")
-    with exit_codes():
-        stores = Stores.resolve(storage)
-        stores.optuna_storage()  # refuse a missing or unreachable store in one line
-        stores.close()
-        servers.check_port(host, port)
-    base = f"http://{host}:{port}"
-    command, env = servers.optuna_dashboard(stores.storage, host, port)
-    serve_until_stopped(command, servers.health_url(host, port, "/api/meta"), lambda: console.print(
-        f"optuna-dashboard at {base}  (Ctrl-C to stop)"), env, starting="starting optuna-dashboard")
-
-
-def serve_until_stopped(command: list[str], health_url: str, say_ready, env: dict[str, str], starting: str) -> None:
-    """`study.app.servers.serve` with a spinner until the server answers; exits with its code."""
-    from study.app import servers
-
-    with exit_codes():
-        code = servers.serve(command, health_url, say_ready, env, waiting=console.status(starting))
-    raise typer.Exit(code)
+app.command()(serve_commands.ui)
+app.command()(serve_commands.dashboard)
 
 
 def main() -> None:

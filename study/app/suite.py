@@ -6,6 +6,9 @@ compare the same values (e.g. the cells):
     name: offline-suite
     sweeps: [../suite_digits.yaml, ../suite_mnist1d.yaml, ../suite_sine.yaml]
 
+The sweep files are named relative to the suite file, so a shipped suite (`study suite offline`,
+found by `study.spec.shipped`) reads the shipped sweep files beside it from any folder.
+
 `run_suite` runs (or resumes) each sweep, with the replicates its file asks for, then writes each
 study's report and the cross-task page (`study.reporting.across_page`) to `reports/<suite name>/`.
 Every sweep file is checked before anything runs, so a mistake in the third one costs no training.

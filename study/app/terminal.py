@@ -2,8 +2,8 @@
 
 Exit codes: 0 success; 1 the work stopped early (too many failed trials, a store or a server
 that stopped); 2 bad input (sweep file, flag, storage URL or dataset), reported before anything
-is trained or written; 130 interrupted by Ctrl-C or SIGTERM (finished work is kept; the same
-command resumes).
+is trained or written; 130 interrupted by Ctrl-C, SIGTERM or SIGHUP (finished work is kept; the
+same command resumes).
 """
 
 from __future__ import annotations
@@ -37,12 +37,13 @@ errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print `error: MESSAGE` on stderr (the message literally: paths and hints hold brackets) and
     return the exit to raise."""
-    errors.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
+    with contextlib.suppress(OSError):  # a terminal closed (SIGHUP) cannot be told, but the exit code still counts
+        errors.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
 def stopping_cleanly(stopped: str):
-    """Ctrl-C and SIGTERM stop the command between writes (`study.train.interrupts`); a hard stop inside
+    """Ctrl-C, SIGTERM and SIGHUP stop the command between writes (`study.train.interrupts`); a hard stop inside
     one long training step prints the same `error: STOPPED` line as a Ctrl-C caught here does."""
     from study.train.interrupts import graceful_interrupts
 
@@ -178,7 +179,12 @@ def summary_columns(table: pd.DataFrame) -> pd.DataFrame:
     tests = [c for c in table.columns if c.startswith("test_")]
     params = [c for c in table.columns if c not in fixed_info and c not in best and c not in tests]
     varying = [c for c in params if c == "cell" or table[c].astype(str).nunique() > 1]
-    # In the order a narrow terminal keeps them (see dataframe_table): who, how good, with what.
+    # The test metric of the objective's kind first (test_accuracy for best_val_accuracy), the
+    # secondary ones (test_loss) after it.
+    objective = [c.replace("best_val_", "test_", 1) for c in best]
+    tests = [c for c in tests if c in objective] + [c for c in tests if c not in objective]
+    # In the order a narrow terminal keeps them (see dataframe_table): who, how good, with what
+    # (the hyperparameters that vary), how good on the test set, then size and speed.
     columns = ["trial", "state", *best, *varying, *tests, "param_count", "seconds_per_epoch"]
     if table["pruned_at_epoch"].notna().any():
         columns.append("pruned_at_epoch")
@@ -196,8 +202,10 @@ def best_columns(best: pd.DataFrame) -> pd.DataFrame:
 
 def dataframe_table(frame: pd.DataFrame, title: str, wide: bool = False) -> Table:
     """A terminal table that fits the terminal by leaving out whole columns, never by cutting names:
-    columns are kept in their order while they fit; the caption names the ones left out. `wide`
-    keeps every column (the terminal may then wrap)."""
+    columns are kept in their order until the first that does not fit, so a column is never shown
+    in place of one before it (the order is the rank: a narrow `test_loss` never displaces a wide
+    `learning_rate`); the first column is always shown, however narrow the terminal; the caption
+    names the ones left out. `wide` keeps every column (the terminal may then wrap)."""
     import pandas as pd
 
     texts = {column: [cell_text(value) for value in frame[column]] for column in frame.columns}
@@ -205,9 +213,10 @@ def dataframe_table(frame: pd.DataFrame, title: str, wide: bool = False) -> Tabl
     needed = {c: 3 + (24 if c == "fail_reason" else max([len(str(c)), *map(len, texts[c])])) for c in frame.columns}
     room, shown = console.width - 1, []
     for column in frame.columns:
-        if wide or needed[column] <= room:
-            shown.append(column)
-            room -= needed[column]
+        if not (wide or needed[column] <= room or not shown):
+            break
+        shown.append(column)
+        room -= needed[column]
     hidden = [str(c) for c in frame.columns if c not in shown]
     caption = f"not shown, to fit {console.width} columns: {', '.join(hidden)} (--wide shows them)" if hidden else None
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
@@ -280,7 +289,8 @@ def print_report(result) -> None:
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if not result.best.empty:
         console.print(dataframe_table(best_columns(result.best), title=f"best per {result.best.columns[0]}"))
-    console.print(f"wrote {len(result.files)} files to {result.out}; open {result.out / 'report.html'}"
+    console.print(f"wrote {len(result.files)} files to {result.out}; open {result.out / 'report.html'} "
+                  f"(to hand in: {result.out / 'report.pdf'})"
                   + (" (also logged to the study's parent run in MLflow)" if result.parent_run_id else ""))
 
 
@@ -289,4 +299,5 @@ def print_across_report(result) -> None:
         console.print(f"[bold]{escape(study.study_name)}:[/] {escape(study.verdict.headline)}", highlight=False)
     console.print(dataframe_table(result.table, title="value x task"))
     console.print(f"[bold]verdict across tasks:[/] {escape(result.verdict)}", highlight=False)
-    console.print(f"wrote {len(result.files)} files to {result.out}; open {result.out / 'report.html'}")
+    console.print(f"wrote {len(result.files)} files to {result.out}; open {result.out / 'report.html'} "
+                  f"(to hand in: {result.out / 'report.pdf'})")

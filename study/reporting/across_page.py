@@ -6,7 +6,7 @@ own verdict). Then each (value, task) contributes runs: its replicates where the
 (the strongest evidence: the best configuration retrained with new seeds), else its paired draws,
 else only its best trial; the source is said per task. `study.analysis.across` turns the runs into the
 value x task table, ranks, the IQM and the probability of improvement; this module writes them
-as tables, figures and `report.md` / `report.html`.
+as tables, figures and `report.md` / `report.html` / `report.pdf` (with its Typst source `report.typ`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from study.reporting import across_figures, figures
 from study.reporting.build import ReportResult, build_report
 from study.reporting.load import ReportError
 from study.reporting.page import render_html, render_markdown
+from study.reporting.pdf import write_pdf
 from study.reporting.tables import formatted, write_table
+from study.spec.flags import check_across_request
 
 
 @dataclass
@@ -51,6 +53,7 @@ def build_across_report(
 ) -> AcrossResult:
     """Report each study, then write the cross-task page into `out`. Raises ReportError when a study
     cannot be reported or the studies do not compare the same dimension on different tasks."""
+    check_across_request(targets, out, compare, ReportError)  # a study listed twice, --out: before any report
     say = progress or (lambda message: None)
     studies = []
     for target in targets:
@@ -88,6 +91,7 @@ def build_across_report(
                               out / "figures", "iqm", tuple(formats))
         files += figures.save(across_figures.improvement_plot(improvement), out / "figures", "improvement", tuple(formats))
     blocks = _page(studies, by, tasks, table, ranked, iqms, improvement, verdict, formats)
+    files += write_pdf(blocks, out)  # report.typ and report.pdf first: a failed compile writes no page
     for name, text in (("report.md", render_markdown(blocks)), ("report.html", render_html(blocks, out))):
         (out / name).write_text(text)
         files.append(out / name)

@@ -4,7 +4,8 @@
 compared value, a two-way table and every trial, each as CSV, Markdown and LaTeX with the same
 rounded numbers (`study.reporting.tables`); the figures of `study.reporting.figure_data` (PNG and PDF); and
 `report.md` and `report.html`, which put them together with captions, the sweep's fixed settings as
-caveats, and warnings where the data calls for them. The trials are the study's trials table
+caveats, and warnings where the data calls for them, and the same page as an A4 PDF to hand in
+(`report.pdf`, from its Typst source `report.typ`: `study.reporting.pdf`). The trials are the study's trials table
 (`study.store.stores`: Optuna's states and values, MLflow's run ids; MLflow's runs alone when the
 Optuna study is gone), histories and models come from MLflow (`study.store.tracking`),
 hyperparameter importance from Optuna (`study.store.trials`); so a report can always be re-run.
@@ -20,6 +21,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
@@ -37,6 +39,7 @@ from study.reporting.load import (
     ReportError, TrackedStudy, open_study, replicate_trials,
 )
 from study.reporting.page import render_html, render_markdown
+from study.reporting.pdf import write_pdf
 from study.reporting.tables import formatted, markdown_table, write_table
 from study.reporting.text import (
     VERDICT_RULE, budget_text, caveats, data_sizes, data_warnings, distinct_draws, metric_text, table_links,
@@ -46,6 +49,7 @@ from study.spec.hyperparameters import HYPERPARAMETERS
 from study.spec.sweep_file import SweepConfig, load_sweep
 from study.store import tracking
 from study.store.locations import StudyNotFound
+from study.store.parent_summary import VERDICT_TAG, summary_metrics
 from study.store.trials import param_importances
 
 
@@ -58,7 +62,8 @@ MAX_MODELS = 4  # best models rerun on the test set for the task figure
 
 @dataclass
 class ReportResult:
-    """What `build_report` wrote (`files`: tables, figures, report.md, report.html) and found."""
+    """What `build_report` wrote (`files`: tables, figures, report.md, report.html, report.typ,
+    report.pdf) and found."""
 
     study_name: str
     out: Path
@@ -84,6 +89,12 @@ class ReportResult:
     def figures(self) -> list[Path]:
         """The report's figures as PNG files, in the order the page shows them."""
         return [path for path in self.files if path.suffix == ".png"]
+
+    def _repr_html_(self) -> str:
+        """Jupyter's and Colab's inline view: the verdict, the best table and the figures."""
+        from study.reporting.notebook import report_html
+
+        return report_html(self)
     config: SweepConfig | None = field(default=None, repr=False)  # the study's resolved sweep definition
     metric: str = ""
     direction: str = ""
@@ -131,6 +142,9 @@ def build_report(
     Raises ReportError, before writing anything, for an unknown or empty study, a compared
     dimension that is not a hyperparameter, an unknown figure format or a bad store URL.
     """
+    from study.spec.flags import check_report_request
+
+    compare = check_report_request(target, out, compare, ReportError)  # --compare and --out, before any store is read
     say = progress or (lambda message: None)
     sweep_config = None
     try:
@@ -182,8 +196,8 @@ def _compared(study: TrackedStudy, compare: list[str] | None) -> list[str]:
 
 TABLE_STEMS = ("best", "two_way", "trials", "replicates", "comparisons", "paired", "paired_comparisons",
                "expected_best")
-FIGURE_STEMS = ("isolation", "distribution", "two_way", "objective_vs_params", "learning_curves", "cost",
-                "importance", "confusion_matrix", "actual_vs_predicted")
+FIGURE_STEMS = ("replicates", "paired_draws", "expected_best", "isolation", "distribution", "two_way",
+                "objective_vs_params", "learning_curves", "cost", "importance", "confusion_matrix", "actual_vs_predicted")
 
 
 class _Builder:
@@ -272,18 +286,22 @@ class _Builder:
                 written += write_table(self.comparisons, stage / "tables", "comparisons")
             self.say("hyperparameter importance (fANOVA and PED-ANOVA)")
             data.importances = self._importances()
-            for message, step in report_figures.REPORT_FIGURES:
-                self.say(f"figure: {message}")
-                with figures.theme():
-                    drawn = step(data)
-                    if drawn is not None:
-                        written += figures.save(drawn.figure, stage / "figures", drawn.stem, self.formats)
-                        self.figures.append((drawn.stem, drawn.title, drawn.caption))
-            self.say("writing report.md and report.html")
+            data.verdict, data.paired = self.verdict, self.paired  # the evidence figures draw the verdict's own
+            with figures.theme():
+                drawn = []
+                for message, step in report_figures.REPORT_FIGURES:
+                    self.say(f"figure: {message}")
+                    drawn.append(step(data))
+                # Saved in the page's order (the verdict's own figure first), so `files` lists them so too.
+                for figure in report_figures.page_order([d for d in drawn if d is not None], self.verdict.basis):
+                    written += figures.save(figure.figure, stage / "figures", figure.stem, self.formats)
+                    self.figures.append((figure.stem, figure.title, figure.caption))
+            self.say("writing report.md, report.html and report.pdf")
             blocks = self._page()
             for name, text in (("report.md", render_markdown(blocks)), ("report.html", render_html(blocks, stage))):
                 (stage / name).write_text(text)
                 written.append(stage / name)
+            written += write_pdf(blocks, stage)  # report.typ and report.pdf, published with the pages
             self.files = self._publish(stage, written)
         logged = self._log()
         return ReportResult(self.study.name, self.out, self.files, data.warnings, data.trials, data.best,
@@ -334,6 +352,8 @@ class _Builder:
         blocks += [("h2", f"Verdict: which {data.primary} is better here"), ("p", f"**{self.verdict.headline}**")]
         if self.verdict.details:
             blocks.append(("ul", self.verdict.details))
+        figure_blocks = self._figure_blocks()
+        blocks += figure_blocks[0] if figure_blocks else []  # the figure that carries the verdict, beside it
         blocks += self._question_blocks()
         blocks.append(("p", VERDICT_RULE))
         blocks += [("p", summary), ("h2", "Warnings"),
@@ -357,16 +377,47 @@ class _Builder:
                        ("p", f"Trials, completed trials (n), and the mean and best score of the completed trials of "
                              f"each combination. {fair} " + table_links("two_way"))]
         blocks.append(("h2", "Figures"))
-        shown = next((f for f in ("png", "svg", "jpg", "jpeg", "webp") if f in self.formats), None)
-        for number, (stem, title, caption) in enumerate(self.figures, 1):
-            blocks.append(("h3", f"Figure {number}. {title}"))
-            if shown:
-                blocks.append(("img", f"figures/{stem}.{shown}", title))
-            files = " · ".join(f"[{f.upper()}](figures/{stem}.{f})" for f in self.formats)
-            blocks.append(("p", f"{caption} Files: {files}."))
+        for drawn in figure_blocks[1:]:
+            blocks += drawn
         blocks += [("h2", "All trials"), ("p", f"{len(study.trials)} trials, one row each: the data behind every figure, "
                                                f"failed trials with their reason. {table_links('trials')}")]
-        return blocks
+        return blocks + self._setup_blocks()
+
+    def _setup_blocks(self) -> list[tuple]:
+        """What ran, on which data, with which seeds and software: the versions the sweep recorded on
+        its parent run, else those of the environment writing this report."""
+        study, config = self.study, self.study.config
+        task = config.task.name if config else study.parent.get("tags.task", "?")
+        sizes = data_sizes(config)
+        data = f"; {sizes['train']} training, {sizes['validation']} validation, {sizes['test']} test examples" if sizes else ""
+        recorded = {key.removeprefix("tags.version."): value for key, value in study.parent.items()
+                    if key.startswith("tags.version.") and isinstance(value, str)}
+        versions = recorded or {name: _version(name) for name in ("tensorflow", "keras", "optuna", "mlflow")}
+        software = ", ".join(f"{name} {version}" for name, version in versions.items() if version)
+        budget = f" (target {config.trials}, {config.epochs} epochs each, batch size {config.batch_size})" if config else ""
+        replicated = f"; {len(self.replicates)} replicate runs" if not self.replicates.empty else ""
+        items = [f"Study `{study.name}`, task `{task}`{data}.",
+                 f"Trials: {len(study.trials)} in the search{budget}{replicated}."]
+        if config:
+            seeds = sorted(int(s) for s in self.replicates.get("seed", pd.Series(dtype="Int64")).dropna().unique())
+            shown = (", ".join(map(str, seeds)) if len(seeds) <= 10 else
+                     f"{len(seeds)} distinct, {seeds[0]} to {seeds[-1]}")
+            items.append(f"Seeds: {config.sampler} sampler seeded with {config.seed}; each trial trains from a seed "
+                         "derived from (sweep seed, trial number)" + (f"; replicate seeds: {shown}" if seeds else "") + ".")
+        items.append(f"Software ({'recorded by the sweep' if recorded else 'of the environment writing this report'}): "
+                     f"{software or 'unknown'}.")
+        return [("h2", "Set-up"), ("ul", items)]
+
+    def _figure_blocks(self) -> list[list[tuple]]:
+        """Each figure's heading, image and caption, in page order (the first carries the verdict)."""
+        shown = next((f for f in ("png", "svg", "jpg", "jpeg", "webp") if f in self.formats), None)
+        figures = []
+        for number, (stem, title, caption) in enumerate(self.figures, 1):
+            files = " · ".join(f"[{f.upper()}](figures/{stem}.{f})" for f in self.formats)
+            figures.append([("h3", f"Figure {number}. {title}"),
+                            *([("img", f"figures/{stem}.{shown}", title)] if shown else []),
+                            ("p", f"{caption} Files: {files}.")])
+        return figures
 
     def _question_blocks(self) -> list[tuple]:
         """One labelled line per question the study can answer, the findings where they disagree, and
@@ -467,6 +518,13 @@ class _Builder:
         try:
             tracking.log_folder(self.study.tracking_uri, run_id, self.out, "report")
             tracking.set_description(self.study.tracking_uri, run_id, self._description())
+            # The parent's row in the runs table: best and mean per compared value, the verdict's headline.
+            study = self.study
+            by = list(study.config.scientific) if study.config is not None else [data.primary]
+            tracking.log_parent_summary(
+                study.tracking_uri, run_id,
+                summary_metrics(study.trials, by, study.score, study.direction == "maximize"),
+                {VERDICT_TAG: self.verdict.headline} if self.verdict is not None else {})
         except Exception as err:  # noqa: BLE001 - the files are written; only the upload failed
             data.warnings.append(f"the report could not be logged to the parent run {run_id}: {err}")
             return None
@@ -482,3 +540,10 @@ def replicate_statistics(replicates: pd.DataFrame, by: str, score: str, margin: 
     sizes = replicates.groupby(by)["param_count"].median().rename("param_count").reset_index()
     summary = summary.merge(sizes, on=by)
     return summary, stats.pairwise(replicates, by, score, margin=margin)
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None

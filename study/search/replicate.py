@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from study.analysis.scoring import best_per_value
+from study.spec.hyperparameters import HYPERPARAMETERS
 from study.spec.seeds import replicate_seed
 from study.store.stores import Stores
 from study.store.trials import TrialRecord, load_trial
@@ -43,18 +44,20 @@ class RetrainResult:
 
 def retrain(record: TrialRecord, seed: int, tracking_uri: str, role: str, index: int = 0) -> RetrainResult:
     """Train `record`'s configuration again with `seed` and track it as a nested run."""
-    from study.train.data import load_task
     from study.store.tracking import SweepTracker
-    from study.train.fit import train_and_evaluate
-    from study.search.trial import failure_reason, fixed_settings, record_failure, record_result, result_metrics
 
-    config = record.config
-    metric = config.objective.metric
-    data = load_task(config.task)
-    tracker = SweepTracker(tracking_uri, experiment_name=config.name)
+    tracker = SweepTracker(tracking_uri, experiment_name=record.config.name)
     tracker.attach_parent(record.study_name)
     tracker.close_dead_retrain_runs()  # reruns or replicates of a process killed before it closed them
-    run = tracker.start_trial(
+    return _train(record, seed, _start_run(tracker, record, seed, role, index), role)
+
+
+def _start_run(tracker, record: TrialRecord, seed: int, role: str, index: int):
+    """The RUNNING MLflow run of one retraining, nested under the study's parent run."""
+    from study.search.trial import fixed_settings
+
+    config = record.config
+    return tracker.start_trial(
         record.number,
         params={**record.params, **fixed_settings(config)},
         tags={"study": record.study_name, "task": config.task.name, "cell": record.params.get("cell"),
@@ -62,6 +65,17 @@ def retrain(record: TrialRecord, seed: int, tracking_uri: str, role: str, index:
         role=role,
         run_name=f"{role}-{record.number:04d}-{index}" if role == "replicate" else f"rerun-{record.number:04d}",
     )
+
+
+def _train(record: TrialRecord, seed: int, run, role: str) -> RetrainResult:
+    """Train the retraining whose run `run` is, record it there and end the run (never left RUNNING)."""
+    from study.train.data import load_task
+    from study.train.fit import train_and_evaluate
+    from study.search.trial import failure_reason, record_failure, record_result, result_metrics
+
+    config = record.config
+    metric = config.objective.metric
+    data = load_task(config.task)
     try:
         with on_hard_stop(lambda: record_failure(run, Interrupted(), CTRL_C)):
             result = train_and_evaluate(
@@ -102,9 +116,13 @@ def replicate_best(
     """Retrain the best trial of each compared value with `seeds` new seeds each.
 
     Replicates already tracked are skipped, so an interrupted replication resumes where it
-    stopped and asking again for the same number of seeds trains nothing.
+    stopped and asking again for the same number of seeds trains nothing. Each replicate, a
+    (trial, seed index), is claimed once: its run is created under the study's lock, after looking
+    at the replicates finished or running, so replications that run at once (two `study replicate`,
+    or one beside a sweep's) share the work instead of each training every seed.
     """
-    from study.store.tracking import load_runs
+    from study.store.locations import StudyLock
+    from study.store.tracking import SweepTracker
     from study.search.trial import long_lived_objects_frozen  # TensorFlow: only once there is something to train
 
     storage, tracking = stores.optuna_storage(), stores.tracking_uri
@@ -114,28 +132,62 @@ def replicate_best(
         raise ValueError(f"study {study_name!r} has no trials to replicate")
     config = first.config
     dimensions = compare if compare is not None else config.scientific
+    choices = [name for name in HYPERPARAMETERS if name in table]
+    for dimension in dimensions:
+        if dimension not in choices:
+            raise ValueError(f"cannot compare by {dimension!r}: not a hyperparameter of study {study_name!r}; "
+                             f"choose from {', '.join(choices)}")
     best = best_per_value(table, dimensions, direction=config.objective.direction, config=config).dropna(subset=["trial"])
-    done = tracked_replicates(load_runs(tracking, study_name, role="replicate"))
+    if best.empty:
+        states = table["state"].value_counts()
+        raise ValueError(f"study {study_name!r} has no completed trial to replicate ("
+                         + ", ".join(f"{count} {state.lower()}" for state, count in states.items()) + ")")
+    records = [load_trial(study_name, int(number), storage) for number in best["trial"]]
+    wanted = [(record, index) for record in records for index in range(seeds)]
+    if not wanted or not set(_key(r, i) for r, i in wanted) - claimed_replicates(tracking, study_name):
+        return []  # nothing to train: no tracker, lock or TensorFlow
+    tracker = SweepTracker(tracking, experiment_name=config.name)
+    tracker.attach_parent(study_name)
+    lock = StudyLock(storage, stores.storage, study_name)
     results = []
     with long_lived_objects_frozen():  # as in a sweep: no full GC walk before each model
-        for number in best["trial"]:
-            record = load_trial(study_name, int(number), storage)
-            for index in range(seeds):
-                if (record.number, index) in done:
-                    continue
-                if progress is not None:
-                    progress(record, index)
-                seed = replicate_seed(config.seed, record.number, index)
-                results.append(retrain(record, seed, tracking, role="replicate", index=index))
+        for record, index in wanted:
+            seed = replicate_seed(config.seed, record.number, index)
+            with lock:
+                tracker.close_dead_retrain_runs()  # replicates of a process killed before it closed them
+                if _key(record, index) in claimed_replicates(tracking, study_name):
+                    continue  # finished already, or another process runs it now
+                run = _start_run(tracker, record, seed, "replicate", index)
+            if progress is not None:
+                progress(record, index)
+            results.append(_train(record, seed, run, "replicate"))
     return results
 
 
-def tracked_replicates(runs: pd.DataFrame) -> set[tuple[int, int]]:
-    """(trial, index) of every replicate run that finished."""
+def _key(record: TrialRecord, index: int) -> tuple[int, int]:
+    return record.number, index
+
+
+def claimed_replicates(tracking_uri: str, study_name: str) -> set[tuple[int, int]]:
+    """(trial, index) of every replicate that finished or is claimed: RUNNING in a process that is
+    alive, or of another machine, which cannot be told (one whose process died is free again)."""
+    from study.store.owners import owner_alive
+    from study.store.tracking import OWNER_TAG, load_runs
+
+    runs = load_runs(tracking_uri, study_name, role="replicate")
     if runs.empty:
         return set()
-    finished = runs[runs["status"] == "FINISHED"]
-    return {(int(t), int(i)) for t, i in zip(finished["tags.replicate_of_trial"], finished["tags.replicate_index"])}
+    owners = runs[f"tags.{OWNER_TAG}"] if f"tags.{OWNER_TAG}" in runs else pd.Series("", index=runs.index)
+    alive = owners.map(lambda owner: owner_alive(owner if isinstance(owner, str) else "") is not False)
+    return tracked_replicates(runs) | tracked_replicates(runs[alive.astype(bool)], status="RUNNING")
+
+
+def tracked_replicates(runs: pd.DataFrame, status: str = "FINISHED") -> set[tuple[int, int]]:
+    """(trial, index) of every replicate run that finished (or has another `status`)."""
+    if runs.empty:
+        return set()
+    chosen = runs[runs["status"] == status]
+    return {(int(t), int(i)) for t, i in zip(chosen["tags.replicate_of_trial"], chosen["tags.replicate_index"])}
 
 
 def describe(result: RetrainResult) -> dict[str, Any]:

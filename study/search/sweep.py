@@ -34,6 +34,7 @@ from study.analysis.scoring import best_per_value
 from study.search.checks import check_model_size, refuse_lost_history
 from study.search.progress import GuardedReporter, SilentReporter, SweepReporter
 from study.search.samplers import make_pruner, make_sampler
+from study.search.workers import sweep_target
 from study.spec.base import ConfigError
 from study.spec.states import finished_count
 from study.spec.sweep_file import Sweep, SweepConfig
@@ -41,6 +42,7 @@ from study.store.locations import (
     StoreError, StoreFailed, StudyLock, check_tracking_reachable, check_writable, heartbeat_seconds, mask_password,
     store_failure, store_failures_in_threads_silenced, store_problem, threads_setting,
 )
+from study.store.parent_summary import summary_metrics
 from study.store.stores import Stores
 from study.store.trials import FINISHED, _best_trial, state_counts, trials_table
 from study.train.data import load_task
@@ -125,7 +127,7 @@ def masked_config(config: SweepConfig) -> dict[str, Any]:
 
 def _changed_fields(recorded: dict[str, Any], config: SweepConfig) -> list[str]:
     current = json.loads(config.model_dump_json())
-    ignored = {"trials", "storage", "tracking_uri", "max_consecutive_failures", "description", "log_models"}
+    ignored = {"trials", "storage", "tracking_uri", "max_consecutive_failures", "description", "log_models", "register_models"}
     return [key for key in current if key not in ignored and recorded.get(key) != current[key]]
 
 
@@ -239,8 +241,12 @@ class OpenSweep:
         """Record the study's counts and best trial on the MLflow parent run; return the counts."""
         counts = state_counts(self.study)
         best = _best_trial(self.study)
+        config = self.config
+        # The best and mean score per compared value too, so the parent's row in the runs table answers.
+        per_value = summary_metrics(trials_table(config.name, self.storage), config.scientific,
+                                    f"best_{config.objective.metric}", config.objective.direction == "maximize")
         self.tracker.close_parent(
-            summary={f"trials_{state.lower()}": n for state, n in counts.items()},
+            summary={**{f"trials_{state.lower()}": n for state, n in counts.items()}, **per_value},
             best=None if best is None else {
                 "trial": best.number, "value": best.value, "run_id": best.user_attrs.get("mlflow_run_id"),
             },
@@ -277,12 +283,7 @@ def open_sweep(
     from study.store.tracking import SweepTracker  # MLflow: only once the sweep is checked
 
     config = sweep.config
-    target = config.trials if trials is None else trials
-    if target < 1:
-        raise ConfigError(f"--trials must be at least 1 (got {target})")
-    first_look = None
-    if config.decide is not None and config.decide.evidence == "paired":  # run until decided, up to its cap
-        first_look, target = target, max(target, config.decide.max_trials)
+    target, first_look = sweep_target(config, trials)  # a `decide:` sweep: up to its cap
     stores = Stores.resolve(storage, tracking_uri, config)
     storage_url, tracking = stores.storage, stores.tracking_uri
     heartbeat_seconds()  # refuse a bad RNN_STUDY_HEARTBEAT_SECONDS or RNN_STUDY_THREADS before anything runs
@@ -387,7 +388,24 @@ def run_sweep(
     result = opened.result(started, counts, streak.stopped_reason)
     if replicate:
         replicate_if_asked(result, config, reporter, opened.stores)
+        register_if_asked(result, config, opened.stores)
     return result
+
+
+def register_if_asked(result: SweepResult, config: SweepConfig, stores: Stores) -> None:
+    """The sweep file's `register: true`: register the best trial's model of each compared value
+    (`study.store.registry.register_best`) once the sweep has ended, and say so in its notes."""
+    if not config.register_models or result.stopped_reason is not None:
+        return
+    from study.store.registry import register_best
+
+    try:
+        registered = register_best(config.name, stores)
+    except LookupError as err:  # no logged model (`log_models: false`): the sweep itself stands
+        result.notes.append(f"nothing registered: {err}")
+        return
+    result.notes.append(f"registered in the Model Registry as {registered[0].model_name!r}: "
+                        + ", ".join(f"{r.alias} = version {r.version} (trial {r.trial})" for r in registered))
 
 
 def replicate_if_asked(result: SweepResult, config: SweepConfig, reporter: SweepReporter, stores: Stores) -> None:
@@ -398,6 +416,9 @@ def replicate_if_asked(result: SweepResult, config: SweepConfig, reporter: Sweep
     """
     deciding = config.decide is not None and config.decide.evidence == "replicates"
     if not (config.replicates or deciding) or not result.reached_target or result.stopped_reason:
+        return
+    if "trial" not in result.best or result.best["trial"].dropna().empty:
+        result.notes.append("no completed trial (all pruned or failed): nothing to replicate")
         return
     if deciding:  # rounds of replicates until every pair is decided, or the cap
         from study.search.decision import replicate_until_decided

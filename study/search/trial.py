@@ -21,7 +21,7 @@ from study.spec.seeds import trial_seed
 from study.spec.sweep_file import SweepConfig
 from study.store.locations import mask_passwords_in, store_failure
 from study.store.optuna_private import storage_of, trial_id_of
-from study.store.tracking import SweepTracker, TrialRun
+from study.store.tracking import SweepTracker, TaskDataset, TrialRun, task_dataset
 from study.train.data import TaskData
 from study.train.fit import TrainingResult, TrialFailed, train_and_evaluate
 from study.train.interrupts import CTRL_C, Interrupted, on_hard_stop, reason_of
@@ -43,6 +43,17 @@ def sample_params(trial: optuna.Trial, config: SweepConfig) -> dict[str, Any]:
         else:
             params[name] = trial.suggest_float(name, hp.low, hp.high, step=hp.step, log=hp.log)
     return {name: params[name] for name in HYPERPARAMETERS if name in params}
+
+
+def study_dataset(config: SweepConfig, data: TaskData) -> TaskDataset:
+    """The task's data as an MLflow dataset: named after the task, its source the task's file, or
+    the loader and the task's options (one digest per study: the same options give the same arrays)."""
+    path = getattr(config.task, "path", None)
+    source = str(path) if path else {"loader": "study.train.data.load_task",
+                                     **config.task.model_dump(exclude={"path"})}
+    return task_dataset(config.task.name, source, {"train": (data.x_train, data.y_train),
+                                                   "validation": (data.x_val, data.y_val),
+                                                   "test": (data.x_test, data.y_test)})
 
 
 def fixed_settings(config: SweepConfig) -> dict[str, Any]:
@@ -168,6 +179,14 @@ class Objective:
         self.run_tags = run_tags
         self.reporter = reporter or SilentReporter()
         self.outcome: TrialOutcome | None = None
+        self._dataset: TaskDataset | None = None
+
+    @property
+    def dataset(self) -> TaskDataset:
+        """The task's data as every trial's MLflow dataset input (its digest hashed once per process)."""
+        if self._dataset is None:
+            self._dataset = study_dataset(self.config, self.data)
+        return self._dataset
 
     def __call__(self, trial: optuna.Trial) -> float:
         config = self.config
@@ -189,6 +208,7 @@ class Objective:
                     params={**params, **fixed_settings(config)},
                     tags={**self.run_tags, "cell": params["cell"], "seed": seed,
                           "cudnn_eligible": cudnn_eligible(params)},
+                    dataset=self.dataset,
                 )
             trial.set_user_attr("mlflow_run_id", run.run_id)
 
@@ -262,7 +282,8 @@ def result_metrics(result: TrainingResult, metric: str) -> dict[str, float]:
 def record_result(run: TrialRun, result: TrainingResult, params: dict[str, Any], seed: int,
                   summary: dict[str, float], log_model: bool) -> str:
     """End a training's MLflow run (a trial, rerun or replicate) with its figures, tags, `trial.json`
-    and, with `log_model`, the best epoch's model; return its state, COMPLETE or PRUNED."""
+    and, with `log_model`, the best epoch's model as an MLflow Model (its input example taken from
+    the run's dataset); return its state, COMPLETE or PRUNED."""
     state = "COMPLETE" if result.pruned_at is None else "PRUNED"
     if log_model and state == "COMPLETE":
         run.log_model(result.model)

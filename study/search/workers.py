@@ -1,9 +1,10 @@
 """Workers: several processes on one sweep, and stopping any of them without losing a trial.
 
 `run_workers` is `study sweep FILE --jobs N`: it checks the sweep and creates its study and MLflow
-parent run once, then starts N `study worker FILE` processes on it, each with its share of the
-CPU threads (`RNN_STUDY_THREADS`), follows their output, and counts finished trials in the
-storage until every worker has exited. The workers coordinate through the study alone (see
+parent run once, then starts N `study worker FILE` processes on it (at most as many as trials are
+missing and as fit in the memory available, ~0.9 GB each), each with its share of the CPU threads
+(`RNN_STUDY_THREADS`), follows their output, and counts finished trials in the storage until
+every worker has exited. The workers coordinate through the study alone (see
 `study.search.sweep`), exactly as workers started by hand on other machines do.
 
 Children die with their parent: `study ui`'s server and its workers through a watchdog process,
@@ -25,9 +26,10 @@ from typing import TYPE_CHECKING, Callable
 
 from study.search.progress import SilentReporter, SweepReporter
 from study.spec.base import ConfigError
+from study.spec.errors import StudyError
 from study.spec.settings import STORAGE_ENV, THREADS_ENV, TRACKING_ENV
 from study.spec.states import finished_count
-from study.spec.sweep_file import Sweep
+from study.spec.sweep_file import Sweep, SweepConfig
 from study.store.stores import Stores
 from study.train.interrupts import request_stop
 
@@ -52,6 +54,72 @@ def cpu_count() -> int:
 def threads_per_worker(jobs: int) -> int:
     """An equal share of the cores, so N workers do not oversubscribe the CPU."""
     return max(1, cpu_count() // jobs)
+
+
+# A worker's peak memory, measured: `--jobs 8` on a tiny digits study peaked at 7.0 GB (TensorFlow,
+# Keras, MLflow and the data in each process), so `--jobs 32` would take ~29 GB.
+WORKER_BYTES = 900 * 2**20
+
+
+def available_memory() -> int | None:
+    """Bytes of memory that new processes can take without swapping (Linux `MemAvailable`), or None."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def sweep_target(config: SweepConfig, trials: int | None) -> tuple[int, int | None]:
+    """(the finished trials a sweep stops at, the trials of a `decide:` sweep's first look or None):
+    `--trials`, else the file's `trials`; a sweep that runs until decided on paired draws goes on up
+    to its `decide.max_trials`. (A grid also stops at its size: see `trials_missing`.)"""
+    target = config.trials if trials is None else trials
+    if target < 1:
+        raise ConfigError(f"--trials must be at least 1 (got {target})")
+    if config.decide is not None and config.decide.evidence == "paired":
+        return max(target, config.decide.max_trials), target
+    return target, None
+
+
+def trials_missing(sweep: Sweep, trials: int | None, stores: Stores) -> int | None:
+    """How many trials the study still needs before its target, read from a local SQLite storage
+    without writing (the whole target when there is no study yet); None for a database server,
+    which is first opened, and asked, by `open_sweep`. A storage that cannot be used is refused
+    here (StoreError), before any worker starts."""
+    from study.store.locations import local_file_exists, sqlite_path
+
+    target, _ = sweep_target(sweep.config, trials)
+    grid = sweep.config.grid_size()
+    target = target if grid is None else min(target, grid)
+    exists = local_file_exists(stores.storage, "storage")  # a folder this user cannot enter: StoreError
+    if exists is None:
+        return None
+    if not exists or sqlite_path(stores.storage).stat().st_size == 0:
+        return target
+    import optuna
+
+    from study.spec.states import FINISHED_STATES
+
+    try:
+        storage = stores.optuna_storage()  # to read: nothing is created
+        if sweep.config.name not in optuna.get_all_study_names(storage):
+            return target
+        study = optuna.load_study(study_name=sweep.config.name, storage=storage)
+        finished = sum(t.state.name in FINISHED_STATES for t in study.get_trials(deepcopy=False))
+    except StudyError:
+        raise
+    except Exception:  # noqa: BLE001 - a schema Optuna cannot read: `open_sweep` says why, once
+        return None
+    finally:
+        stores.close()
+    return max(0, target - finished)
 
 
 # --------------------------------------------------------------------------- children that die with their parent
@@ -99,6 +167,12 @@ def stop_with_parent(poll_seconds: float = 1.0) -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(poll_seconds)
+        # The parent read this worker's output through pipes that are gone with it: a write there would
+        # raise BrokenPipeError in whatever line prints next, possibly before the trial is marked.
+        with contextlib.suppress(OSError):
+            quiet = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(quiet, 1)
+            os.dup2(quiet, 2)
         request_stop("stopped because its parent process (study sweep --jobs) ended")
 
     threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()
@@ -189,16 +263,23 @@ def run_workers(
     """
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1 (got {jobs})")
-    # The workers start at once, before this process has imported Optuna, MLflow or pandas: they
-    # import TensorFlow and load the data while this process checks and opens the stores, then wait
-    # for its "go" before they touch the stores.
+    # The workers start at once, before this process has imported MLflow or pandas: they import
+    # TensorFlow and load the data while this process checks and opens the stores, then wait for
+    # its "go" before they touch the stores. Only as many start as there are trials missing (a look
+    # at a local storage, read-only) and as fit in the memory available (WORKER_BYTES each).
     stores = Stores.resolve(storage, tracking_uri, sweep.config)
+    requested, missing = jobs, trials_missing(sweep, trials, stores)
+    jobs = requested if missing is None else min(requested, missing)
+    available = available_memory()
+    fit = None if available is None else max(1, available // WORKER_BYTES)  # at least one, as --jobs 1 would
+    by_memory = fit is not None and jobs > fit
+    jobs = min(jobs, fit) if by_memory else jobs
     env = {
         **os.environ,
         # The stores go by environment, not by argument: a password stays out of `ps` listings.
         STORAGE_ENV: stores.storage,
         TRACKING_ENV: stores.tracking_uri,
-        THREADS_ENV: str(threads_per_worker(jobs)),
+        THREADS_ENV: str(threads_per_worker(max(1, jobs))),
         PARENT_GO_ENV: "1",
         "PYTHONUNBUFFERED": "1",
     }
@@ -227,10 +308,13 @@ def run_workers(
         trials_before = len(opened.study.get_trials(deepcopy=False))
         finished, running = opened.finished_and_running()
         missing = max(0, opened.target - finished)
-        if jobs > missing:
-            if missing:
-                opened.notes.append(f"{missing} trial(s) missing, so {missing} worker(s) ran instead of {jobs}")
-            jobs = missing
+        jobs = min(jobs, missing)
+        if by_memory and jobs == fit:
+            opened.notes.append(f"{jobs} of the {requested} workers asked for ran: each takes about "
+                                f"{WORKER_BYTES / 2**30:.1f} GB of memory, and {available / 2**30:.1f} GB was available")
+        elif jobs < requested:
+            opened.notes.append(f"{missing} trial(s) missing, so {jobs} worker(s) ran instead of {requested}"
+                                if missing else f"the study has its {opened.target} trials already: no worker ran")
         if on_line is not None and jobs:
             on_line(0, f"{jobs} worker(s) on {sweep.config.name!r}, {env[THREADS_ENV]} CPU thread(s) each")
         for worker in workers:

@@ -39,8 +39,10 @@ class StrictModel(BaseModel):
     @classmethod
     def _reject_unknown_keys(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            unknown = [key for key in data if key not in cls.model_fields]
+            keys = [info.alias or name for name, info in cls.model_fields.items()]  # as a file writes them
+            names = set(keys) | set(cls.model_fields)  # a recorded config (model_dump) has the field names
+            unknown = [key for key in data if key not in names]
             if unknown:
-                allowed = ", ".join(cls.model_fields)
+                allowed = ", ".join(keys)
                 raise ValueError(f"unknown key {shown(unknown[0])}; allowed keys: {allowed}")
         return data

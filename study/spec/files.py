@@ -27,21 +27,54 @@ def read_yaml_file(path: Path, what: str) -> tuple[Any, bytes]:
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_SWEEP_BYTES + 1)  # bounded even if the file grows meanwhile
-        if len(raw) > MAX_SWEEP_BYTES:
-            raise ConfigError(f"{path}: larger than {MAX_SWEEP_BYTES // 1024} KiB; a sweep file is short "
-                              "(overrides only), and a long list of configurations belongs in several studies")
-        text = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read {what} ({err})") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot read {what}: permission denied (this user may not read it; "
+                          f"e.g. chmod u+r {path})") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read {what} ({err.strerror or err})") from None
+    if len(raw) > MAX_SWEEP_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_SWEEP_BYTES // 1024} KiB; a sweep file is short "
+                          "(overrides only), and a long list of configurations belongs in several studies")
+    text = _utf8_text(raw, path)
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader), raw  # noqa: S506 - a SafeLoader subclass
     except RecursionError:  # PyYAML's parser recurses once per level: `[[[[...` 400 deep ends here
         raise ConfigError(f"{path}: malformed YAML: nested too deeply (a sweep file is a few levels deep)") from None
+    except yaml.reader.ReaderError as err:
+        # PyYAML's own text is two lines ending `in "<unicode string>", position 8`: say where instead.
+        line, column = _line_and_column(text, err.position)
+        character = "a NUL byte (U+0000)" if err.character == 0 else f"the control character U+{err.character:04X}"
+        raise ConfigError(f"{path}: malformed YAML at line {line}, column {column}: {character} is not allowed in "
+                          "YAML text; remove it (a sweep file is plain UTF-8 text)") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
+        problem = getattr(err, "problem", None) or " ".join(str(err).split())
         raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
+
+
+def _utf8_text(raw: bytes, path: Path) -> str:
+    """The file's bytes as text; ConfigError, with where the first bad byte is, for any other encoding."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(f"{path}: not UTF-8 text (it starts with a UTF-16 byte-order mark); save it as UTF-8")
+    # ASCII text saved as UTF-16 or UTF-32 without a byte-order mark is valid UTF-8 with a NUL after
+    # (or before) every character: PyYAML would blame the first NUL, at "position 1".
+    if len(raw) >= 4 and max(raw[0::2].count(0), raw[1::2].count(0)) * 10 >= 9 * (len(raw) // 2):
+        raise ConfigError(f"{path}: not UTF-8 text (every other byte is NUL: it looks like UTF-16 or UTF-32 "
+                          "without a byte-order mark); save it as UTF-8")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line_start = raw.rfind(b"\n", 0, err.start) + 1
+        line = raw.count(b"\n", 0, err.start) + 1
+        column = len(raw[line_start:err.start].decode("utf-8", "replace")) + 1
+        raise ConfigError(f"{path}: not UTF-8 text: byte 0x{raw[err.start]:02x} at line {line}, column {column} is "
+                          "not valid UTF-8 (a Latin-1 or Windows-1252 file?); save it as UTF-8") from None
+
+
+def _line_and_column(text: str, position: int) -> tuple[int, int]:
+    """1-based line and column of character `position` of `text`."""
+    return text.count("\n", 0, position) + 1, position - text.rfind("\n", 0, position)
 
 
 MAX_SWEEP_BYTES = 1024 * 1024  # sweep files are a few hundred bytes; this bounds memory and validation time

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from study.spec.base import ConfigError, StrictModel, shown
 from study.spec.files import read_yaml_file
@@ -121,6 +121,11 @@ class Reported(StrictModel):
     values: list[ReportedValue] = Field(min_length=1)
     search: str | None = Field(None, description="name of the study that tunes the same task (the tuned best)")
     note: str = ""
+    train_size: int | None = Field(
+        None, ge=1, le=100_000_000, description="training examples the notebook trained on, which `study seeds` "
+        "sets beside those used here (default: the whole standard training set: 60,000 for mnist and fashion_mnist, "
+        "25,000 for imdb; unknown for the generated tasks)",
+    )
 
 
 class Decide(StrictModel):
@@ -144,6 +149,8 @@ class Decide(StrictModel):
 class SweepConfig(StrictModel):
     """The whole sweep file. Field descriptions are the reference documentation of the format."""
 
+    model_config = ConfigDict(populate_by_name=True)  # `register` in a file, `register_models` when recorded
+
     name: str = Field(description="study name: letters, digits, _ . - (at most 100)")
     description: str = ""
     task: TaskConfig
@@ -165,6 +172,10 @@ class SweepConfig(StrictModel):
     replicates: int = Field(
         0, ge=0, le=100, description="after the search, retrain the best of each compared value with this many new seeds",
     )
+    # `register` in the file; a field of that name would shadow pydantic's (ABCMeta's) `register`.
+    register_models: bool = Field(False, alias="register", description=(
+        "when the sweep ends, register the best trial's model of each compared value in the MLflow Model "
+        "Registry, as `study register`"))
     margin: float | None = Field(
         None, gt=0, description="the smallest difference between compared values that matters, in the metric's "
                                 "units, for equivalence and for how much more evidence a pair needs (default: "
@@ -390,7 +401,35 @@ def load_sweep(path: str | Path) -> Sweep:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a sweep file must be a mapping of keys (name, task, space, ...), got {type(data).__name__}")
     config = parse_config(data, source=str(path))
+    check_pruner_can_act(config, str(path))
     return Sweep(config=config, path=path, file_sha256=hashlib.sha256(raw).hexdigest())
+
+
+def first_prunable_epoch(pruner: Pruner) -> int | None:
+    """The first epoch after which `pruner` may stop a trial (None: no pruner). The median and
+    percentile pruners wait `warmup_epochs` steps, successive halving and hyperband have their
+    first rung there (at least 1), Wilcoxon needs at least two epochs to test."""
+    if pruner.name == "none":
+        return None
+    return max(2 if pruner.name == "wilcoxon" else 1, pruner.warmup_epochs)
+
+
+def check_pruner_can_act(config: SweepConfig, source: str) -> None:
+    """Refuse a sweep file whose pruner could never stop a trial before its last epoch.
+
+    Checked for files only (`load_sweep`), not in `SweepConfig`: a study already run with such a
+    file keeps a record of it that must load back for its reports.
+    """
+    first = first_prunable_epoch(config.pruner)
+    if first is None or first < config.epochs:
+        return
+    field = "pruner.warmup_epochs" if "warmup_epochs" in config.pruner.model_fields_set else "pruner"
+    raise ConfigError(
+        f"{source}: {field}: the {config.pruner.name} pruner can first stop a trial after epoch {first}, and every "
+        f"trial ends after epoch {config.epochs} (epochs: {config.epochs}), so it would never stop one; "
+        + ("lower warmup_epochs below epochs, " if field == "pruner.warmup_epochs" else "")
+        + "raise epochs, or set pruner: none"
+    )
 
 
 

@@ -2,16 +2,20 @@
 
 A trial counts as finished only when Optuna (the search state) and MLflow (the runs reports read)
 both say so. `check_study` lists every way they disagree: an Optuna store that lost trials MLflow
-still holds, trial runs that are duplicated or belong to no trial, finished trials without a run,
-runs whose state differs from their trial's, runs of any role left RUNNING by a process that died,
-and RUNNING trials whose heartbeat ran out. With `repair=True` it fixes what one store settles:
-Optuna decides what a trial is (its state; failed trials are run again), so runs are aligned to
-it, leftovers are closed as KILLED, deleted runs restored and extra runs set aside (role
-`orphan`); nothing is deleted. It returns plain data; `study doctor` prints it.
+still holds, trial runs that are duplicated or belong to no trial, replicates that repeat one
+(trial, seed index), finished trials without a run, runs whose state differs from their trial's,
+runs of any role left RUNNING by a process that died, and RUNNING trials whose heartbeat ran out.
+With `repair=True` it fixes what one store settles: Optuna decides what a trial is (its state;
+failed trials are run again), so runs are aligned to it, leftovers are closed as KILLED, deleted
+runs restored and extra runs set aside (role `orphan`); nothing is deleted. A run of a live
+process is never a leftover, nor is the parent run of a sweep that is alive (`_sweep_alive`). It
+reads each store without creating it (a folder without stores stays empty) and returns plain
+data; `study doctor` prints it.
 """
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +25,9 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from study.spec.states import FINISHED_STATES, MLFLOW_STATUS
-from study.store.locations import StudyNotFound, mask_password, sqlite_path
+from study.store.locations import (
+    StudyLock, StudyNotFound, dangling_note, heartbeat_seconds, local_file_exists, mask_password, sqlite_path,
+)
 from study.store.optuna_private import stale_trial_ids, trial_id_of
 from study.store.owners import owner_alive
 from study.store.stores import Stores
@@ -33,7 +39,8 @@ BETWEEN_STORES = ("its process stopped after MLflow recorded the trial but befor
 
 @dataclass
 class Finding:
-    problem: str  # lost-history, stale-trial, running-leftover, state-mismatch, duplicate-run, orphan-run, missing-run
+    problem: str  # lost-history, stale-trial, running-leftover, state-mismatch, duplicate-run, duplicate-replicate,
+    #               orphan-run, missing-run
     trial: int | None
     run_id: str | None
     detail: str
@@ -66,7 +73,7 @@ class DoctorResult:
 def _optuna_trials(study_name: str, stores: Stores, repair: bool, findings: list[Finding]) -> dict | None:
     """The study's trials by number (None: no such study); with `repair`, stale RUNNING trials failed first."""
     path = sqlite_path(stores.storage)
-    if path is not None and (not path.exists() or path.stat().st_size == 0):
+    if local_file_exists(stores.storage, "storage") is False or (path is not None and path.stat().st_size == 0):
         return None
     rdb = stores.optuna_storage()
     if study_name not in optuna.get_all_study_names(rdb):
@@ -103,8 +110,10 @@ def check_study(study_name: str, stores: Stores, repair: bool = False) -> Doctor
     findings: list[Finding] = []
     trials = _optuna_trials(study_name, stores, repair, findings)
     if trials is None and not runs:
+        notes = "".join(dict.fromkeys(dangling_note(path) for path in (sqlite_path(storage_url), sqlite_path(tracking))
+                                      if path))
         raise StudyNotFound(f"no study named {study_name!r} in {mask_password(storage_url)} or "
-                            f"{mask_password(tracking)}")
+                            f"{mask_password(tracking)}{notes}")
     trials = trials or {}
     active = [r for r in runs if not r["deleted"]]
     result = DoctorResult(study_name, storage_url, tracking, len(trials), len(active), findings)
@@ -159,6 +168,7 @@ def check_study(study_name: str, stores: Stores, repair: bool = False) -> Doctor
                 continue  # failed before its run was created (the tracking store itself failed)
         _compare(number, trial, run, act)
 
+    _duplicate_replicates(active, act)
     live_trials = any(t.state == TrialState.RUNNING for t in trials.values())
     for run in active:
         if run["status"] != "RUNNING":
@@ -174,7 +184,7 @@ def check_study(study_name: str, stores: Stores, repair: bool = False) -> Doctor
                                         f"a {run['role']} RUNNING in a process of another machine (or an unnamed "
                                         f"one: {run['owner'] or 'no owner_process tag'}); close it in the MLflow "
                                         "UI if nothing runs it"))
-        elif run["role"] == "parent" and not live_trials:
+        elif run["role"] == "parent" and not live_trials and not _sweep_alive(run, trials, stores, study_name):
             target = run["tags"].get("target_trials", "")
             done = sum(t.state.name in FINISHED_STATES for t in trials.values())
             finished = target.isdigit() and done >= int(target)
@@ -183,6 +193,49 @@ def check_study(study_name: str, stores: Stores, repair: bool = False) -> Doctor
                         f"ended as {'FINISHED' if finished else 'KILLED'}"),
                 run["run_id"], status="FINISHED" if finished else "KILLED")
     return result
+
+
+def _sweep_alive(parent: dict, trials: dict, stores: Stores, study_name: str) -> bool:
+    """Whether a RUNNING parent run with no trial running belongs to a sweep that is alive: its
+    owner process runs (a sweep between opening the study and its first trial: TensorFlow is
+    loading), the study's lock is held (a worker claiming a trial), or the sweep was opened, or a
+    trial started or ended, within the heartbeat grace period (a sweep on another machine)."""
+    from study.store.tracking import OPENED_TAG
+
+    if owner_alive(parent["owner"]) is True:
+        return True
+    _, grace = heartbeat_seconds()
+    now = time.time()
+    opened = parent["tags"].get(OPENED_TAG, "")
+    if opened.isdigit() and now - int(opened) / 1000 < grace:
+        return True
+    moments = [moment for t in trials.values() for moment in (t.datetime_start, t.datetime_complete) if moment]
+    if moments and now - max(moments).timestamp() < grace:
+        return True
+    try:
+        return StudyLock(stores.optuna_storage(), stores.storage, study_name).held_elsewhere()
+    except Exception:  # noqa: BLE001 - no Optuna store to lock (it was lost): nothing claims trials there
+        return False
+
+
+def _duplicate_replicates(active: list[dict], act) -> None:
+    """Replicates that repeat one (trial, seed index): two `study replicate` that raced, before
+    replicates were claimed. The first finished one stays; the others are set aside, as reports
+    would otherwise count one seed twice."""
+    finished: dict[tuple[str, str], list[dict]] = {}
+    for run in active:
+        tags = run["tags"]
+        if run["role"] == "replicate" and run["status"] == "FINISHED" and run["state"] == "COMPLETE":
+            key = (tags.get("replicate_of_trial", ""), tags.get("replicate_index", ""))
+            finished.setdefault(key, []).append(run)
+    for (trial, index), found in sorted(finished.items()):
+        kept, *extras = sorted(found, key=lambda r: (r["start_time"] or 0, r["run_id"]))
+        for extra in extras:
+            act(Finding("duplicate-replicate", int(trial) if trial.isdigit() else None, extra["run_id"],
+                        f"a second replicate {index} of trial {trial} (seed {extra['tags'].get('seed', '?')}; the "
+                        f"first is {kept['run_id']}): reports would count its seed twice",
+                        "set aside as run_role=orphan"),
+                extra["run_id"], role="orphan", reason=f"a duplicate of replicate {index} of trial {trial}")
 
 
 def _compare(number: int, trial, run: dict, act) -> None:

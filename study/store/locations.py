@@ -2,11 +2,13 @@
 
 Resolving the two store URLs (flag, then environment, then sweep file, then the local default),
 refusing a store that cannot be used with one line (unreachable server, missing driver, read-only
-file), opening Optuna's RDB storage with heartbeats, the `StudyLock` that serialises the moments
-workers must not race, and masking passwords wherever a URL is shown. Nothing here trains or
-talks to MLflow; `study.store.tracking` and the Optuna modules use it. Optuna and SQLAlchemy are imported
-where they are used: `study sweep --jobs N` resolves the store URLs with this module and starts its
-workers before it loads either.
+file, a folder this user cannot enter, a dangling link, a file that is the other tool's store or no
+database at all, two stores that would collide), opening Optuna's RDB storage with heartbeats,
+the `StudyLock` that serialises the moments workers must not race, and masking passwords wherever
+a URL is shown. Nothing here trains or talks to MLflow; `study.store.tracking` and the Optuna
+modules use it. Optuna and SQLAlchemy are imported where they are used: `study sweep --jobs N`
+resolves the store URLs with this module and starts its workers before it loads either (a local
+file is looked at with the standard library's `sqlite3`).
 """
 
 from __future__ import annotations
@@ -42,11 +44,83 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
 
 
+def local_file_exists(uri: str, what: str, empty_is_absent: bool = False) -> bool | None:
+    """Whether the file of a local SQLite store exists (None: not a local file; with `empty_is_absent`,
+    a 0-byte file counts as none, as it holds nothing to read); StoreError, one line, when a folder
+    on its way is one this user may not look into."""
+    path = sqlite_path(uri)
+    if path is None or str(path) in ("", ":memory:"):
+        return None
+    try:
+        return path.exists() and not (empty_is_absent and path.is_file() and path.stat().st_size == 0)
+    except PermissionError:
+        raise StoreError(f"{what} {mask_password(uri)}: permission denied to look into the folder {closed_folder(path)}; "
+                         f"make it readable, or pass --{'storage' if what == 'storage' else 'tracking-uri'} with "
+                         "another location") from None
+
+
+def closed_folder(path: Path) -> Path:
+    """The first folder on the way to `path` that this user may not look into (for messages)."""
+    for folder in [*reversed(path.parents), path][1:]:
+        if not os.access(folder.parent, os.X_OK):
+            return folder.parent
+    return path.parent
+
+
 def prepare_local_store(uri: str) -> None:
     """Create the folder of a local SQLite store (e.g. `mlruns/`) so the database can be opened."""
     path = sqlite_path(uri)
     if path is not None and str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
+
+
+# The tables that tell whose database a SQLite file is (each tool has more; these never change).
+OPTUNA_TABLES = frozenset({"studies", "trials", "version_info"})
+MLFLOW_TABLES = frozenset({"experiments", "runs", "metrics"})
+STORE_KINDS = {"storage": ("an Optuna storage", OPTUNA_TABLES), "tracking URI": ("an MLflow tracking store", MLFLOW_TABLES)}
+
+
+def sqlite_tables(path: Path) -> set[str]:
+    """The table names of the SQLite database `path`, read through a read-only connection (nothing
+    is created or changed). Raises sqlite3.DatabaseError for a file that is not a database."""
+    import sqlite3
+
+    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=20)
+    try:
+        return {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        connection.close()
+
+
+def check_store_kind(url: str, what: str) -> None:
+    """Refuse a local SQLite file that is not the store `what` ("storage" or "tracking URI") names,
+    before either tool opens it: one that holds the other tool's tables (Optuna and MLflow would
+    each add theirs to it, then fail on the other's schema revision), or that is not a database at
+    all. Looked at read-only; a missing or empty file is a new store and passes."""
+    import sqlite3
+
+    path = sqlite_path(url)
+    try:
+        if path is None or str(path) in ("", ":memory:") or not path.is_file() or path.stat().st_size == 0:
+            return
+        tables = sqlite_tables(path)
+    except sqlite3.OperationalError:
+        return  # locked or not readable here: the tool that opens it says why
+    except sqlite3.DatabaseError as err:  # "file is not a database", "database disk image is malformed"
+        raise StoreError(f"cannot use {what} {mask_password(url)}: {path} is not a SQLite database ({err}); restore it "
+                         "from a backup, or move it aside to start a new store") from None
+    except OSError:
+        return
+    (mine, own), (theirs, other) = STORE_KINDS[what], STORE_KINDS["tracking URI" if what == "storage" else "storage"]
+    flag = "--storage" if what == "storage" else "--tracking-uri"
+    example = "sqlite:///mlruns/optuna.db" if what == "storage" else "sqlite:///mlruns/mlflow.db"
+    if other <= tables:
+        both = own <= tables
+        raise StoreError(
+            f"{what} {mask_password(url)}: {path} is {theirs}" + (f" and {mine} at once" if both else f", not {mine}")
+            + f": Optuna and MLflow cannot share one SQLite file; pass {flag} with a file of its own (e.g. {example})"
+            + ("; move this file aside, as neither tool can use it" if both else ""))
+
 
 DEFAULT_HEARTBEAT_SECONDS = 20  # a trial whose process died is failed after 3 x this without a heartbeat
 
@@ -112,7 +186,8 @@ def resolve_storage(flag: str | None = None, config: SweepConfig | None = None) 
     """Flag, then environment, then sweep file, then the embedded default."""
     url = flag or os.environ.get(STORAGE_ENV) or (config.storage if config else None) or DEFAULT_STORAGE
     try:
-        return _not_in_memory(check_uri(url, STORAGE_SCHEMES, "storage"), "storage", DEFAULT_STORAGE)
+        return _not_in_memory(_one_at_sign(check_uri(url, STORAGE_SCHEMES, "storage"), "storage"), "storage",
+                              DEFAULT_STORAGE)
     except ValueError as err:
         raise ConfigError(redact(str(err), url)) from None
 
@@ -120,9 +195,23 @@ def resolve_storage(flag: str | None = None, config: SweepConfig | None = None) 
 def resolve_tracking_uri(flag: str | None = None, config: SweepConfig | None = None) -> str:
     uri = flag or os.environ.get(TRACKING_ENV) or (config.tracking_uri if config else None) or DEFAULT_TRACKING_URI
     try:
-        return _not_in_memory(check_uri(uri, TRACKING_SCHEMES, "tracking URI"), "tracking URI", DEFAULT_TRACKING_URI)
+        return _not_in_memory(_one_at_sign(check_uri(uri, TRACKING_SCHEMES, "tracking URI"), "tracking URI"),
+                              "tracking URI", DEFAULT_TRACKING_URI)
     except ValueError as err:
         raise ConfigError(redact(str(err), uri)) from None
+
+
+def _one_at_sign(url: str, what: str) -> str:
+    """Refuse a server URL whose user name or password holds an `@`: the database drivers split
+    `user:pass@word@host` at the first `@`, so they would try the host `word@host` (and echo it, a
+    piece of the password, in their error). Written `%40`, an `@` is read as part of the password."""
+    if url.startswith("sqlite:"):
+        return url  # a path, where `@` is an ordinary character
+    credentials = url.split("://", 1)[1].split("?", 1)[0].rpartition("@")[0]
+    if "@" in credentials:
+        raise ValueError(f"{what} {mask_password(url)}: the user name or password holds an '@': write each one "
+                         "as %40 (a database driver ends the password at its first '@')")
+    return url
 
 
 def _not_in_memory(url: str, what: str, example: str) -> str:
@@ -180,8 +269,10 @@ def open_storage(url: str, create: bool = True, on_stale_trial=None) -> optuna.s
     import sqlalchemy
 
     path = sqlite_path(url)
-    if path is not None and not create and not path.exists():
-        raise StudyNotFound(f"no study storage at {path} (run `study sweep <file>` first, or pass --storage)")
+    if not create and local_file_exists(url, "storage", empty_is_absent=True) is False:  # reading writes nothing
+        raise StudyNotFound(f"no study storage at {path}{' (an empty file)' if path.exists() else ''} (run `study "
+                            "sweep <file>` first, or pass --storage)" + dangling_note(path))
+    check_store_kind(url, "storage")  # before Optuna adds its tables to MLflow's file (or to garbage)
     if create:
         check_writable(url, "storage")
         try:
@@ -243,17 +334,77 @@ def check_writable(url: str, what: str) -> None:
     path = sqlite_path(url)
     if path is None or str(path) in ("", ":memory:"):
         return
-    folder = path.parent
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
     hint = f"make it writable, or pass --{'storage' if what == 'storage' else 'tracking-uri'} with another location"
-    if not existing.is_dir():
-        raise StoreError(f"{what} {url}: {existing} is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise StoreError(f"{what} {url}: the folder {existing}/ is read-only; {hint}")
-    if path.exists() and not (path.is_file() and os.access(path, os.R_OK | os.W_OK)):
-        raise StoreError(f"{what} {url}: {path} is not a writable file; {hint}")
+    link = _dangling_link(path)
+    if link is not None:
+        raise StoreError(f"{what} {url}: {link} is a dangling symbolic link (to {os.readlink(link)}, which does not "
+                         f"exist); create what it points to, or remove the link, or pass --"
+                         f"{'storage' if what == 'storage' else 'tracking-uri'} with another location")
+    try:
+        existing = path.parent
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise StoreError(f"{what} {url}: {existing} is not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise StoreError(f"{what} {url}: the folder {existing}/ is read-only; {hint}")
+        if path.is_dir():
+            raise StoreError(f"{what} {url}: {path} is a folder; name a database file in it (e.g. "
+                             f"sqlite:///{path / ('optuna.db' if what == 'storage' else 'mlflow.db')})")
+        if path.exists() and not (path.is_file() and os.access(path, os.R_OK | os.W_OK)):
+            raise StoreError(f"{what} {url}: {path} is not a writable file; {hint}")
+    except PermissionError:  # a folder on the way that this user may not look into
+        raise StoreError(f"{what} {url}: permission denied to look into the folder {closed_folder(path)}; {hint}") from None
+
+
+def _dangling_link(path: Path) -> Path | None:
+    """The first of `path` and its folders that is a symbolic link to nothing, if any."""
+    for candidate in [*reversed(path.parents), path]:
+        try:
+            if candidate.is_symlink() and not candidate.exists():
+                return candidate
+        except OSError:
+            return None
+    return None
+
+
+def dangling_note(path: Path) -> str:
+    """"; X is a dangling symbolic link (to Y)" when `path` goes through one, else "" (for messages)."""
+    link = _dangling_link(path)
+    return "" if link is None else f"; {link} is a dangling symbolic link (to {os.readlink(link)})"
+
+
+def check_apart(storage: str, tracking_uri: str) -> None:
+    """Refuse local stores that would collide: one SQLite file for both (Optuna and MLflow cannot
+    share one), or a store's file where the other's folder (or MLflow's artifacts folder) goes
+    (`--storage sqlite:///mlruns` beside `mlruns/mlflow.db`). Paths only: nothing is opened."""
+    optuna_file, mlflow_file = sqlite_path(storage), sqlite_path(tracking_uri)
+    if optuna_file is None or mlflow_file is None or ":memory:" in (str(optuna_file), str(mlflow_file)):
+        return
+    where = {"storage": optuna_file, "tracking URI": mlflow_file}
+    full = {what: Path(os.path.abspath(path)) for what, path in where.items()}
+    if full["storage"] == full["tracking URI"]:
+        kind = ""
+        with contextlib.suppress(Exception):
+            tables = sqlite_tables(optuna_file) if optuna_file.is_file() else set()
+            kind = (" (it is MLflow's tracking store)" if MLFLOW_TABLES <= tables and not OPTUNA_TABLES <= tables
+                    else " (it is Optuna's storage)" if OPTUNA_TABLES <= tables and not MLFLOW_TABLES <= tables else "")
+        raise StoreError(f"storage {mask_password(storage)} and tracking URI {mask_password(tracking_uri)} are one "
+                         f"file{kind}: Optuna and MLflow cannot share one SQLite file; give each its own (e.g. "
+                         "--storage sqlite:///mlruns/optuna.db --tracking-uri sqlite:///mlruns/mlflow.db)")
+    artifacts = full["tracking URI"].parent / "artifacts"
+    for what, other in (("storage", "tracking URI"), ("tracking URI", "storage")):
+        file, flag = full[what], "--storage" if what == "storage" else "--tracking-uri"
+        if file in full[other].parents:
+            clash = f"the folder of the {other} ({where[other]})"
+        elif what == "storage" and (file == artifacts or file in artifacts.parents):
+            clash = f"where MLflow keeps the artifacts of the tracking URI {mask_password(tracking_uri)}"
+        else:
+            continue
+        example = DEFAULT_STORAGE if what == "storage" else DEFAULT_TRACKING_URI
+        example = "" if sqlite_path(example) == where[what] else f" (e.g. {example})"
+        raise StoreError(f"{what} {mask_password(storage if what == 'storage' else tracking_uri)}: {where[what]} is "
+                         f"{clash}, so it cannot be a database file; pass {flag} with a file of its own{example}")
 
 
 def check_tracking_reachable(uri: str) -> None:
@@ -264,6 +415,7 @@ def check_tracking_reachable(uri: str) -> None:
     scheme = uri.split("://", 1)[0].split("+", 1)[0]
     if scheme == "sqlite":
         check_writable(uri, "tracking URI")
+        check_store_kind(uri, "tracking URI")
     elif scheme in ("http", "https"):
         parts = urllib.parse.urlsplit(uri)
         netloc = parts.hostname or ""
@@ -370,6 +522,20 @@ class StudyLock:
         self._release = release
         return True
 
+    def held_elsewhere(self) -> bool:
+        """Whether another process holds the lock right now, looked at without waiting (a SQLite
+        study without a lock file was never locked: none is made)."""
+        path = sqlite_path(self.url)
+        if path is not None and not Path(f"{path}.lock").exists():
+            return False
+        try:
+            if not self._try():
+                return True
+        except OSError:
+            return False  # cannot be told here (a lock file this user cannot open)
+        self.release()
+        return False
+
     def release(self) -> None:
         release, self._release = self._release, None
         if release is not None:
@@ -398,13 +564,24 @@ def mask_password(url: str) -> str:
 
 
 def redact(text: str, url: str) -> str:
-    """`text` with the password of `url` (if any) replaced by ***, wherever a library echoed it."""
+    """`text` with the password of `url` (if any) replaced by ***, wherever a library echoed it.
+
+    The pieces of a password are masked too: a driver that parsed `user:top@secret@host` its own way
+    echoes `secret@host` as the host it could not find. A piece of 2 characters or more is masked
+    before an `@` or after a `:`, and anywhere once it has 4 (shorter ones would mask ordinary words).
+    """
     try:
         password = urllib.parse.urlsplit(url).password
     except ValueError:
         password = None
     found = re.findall(r"(?i)[?&](?:password|passwd|pwd)=([^&]*)", url)
     text = text.replace(url, mask_password(url))
-    for secret in filter(None, [password, *found]):
-        text = text.replace(secret, "***").replace(urllib.parse.unquote(secret), "***")
+    secrets = [s for secret in filter(None, [password, *found]) for s in {secret, urllib.parse.unquote(secret)}]
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    pieces = {piece for secret in secrets for piece in re.split(r"[@:/]", secret) if len(piece) >= 2}
+    for piece in sorted(pieces, key=len, reverse=True):
+        text = text.replace(f"{piece}@", "***@").replace(f":{piece}", ":***")
+        if len(piece) >= 4:
+            text = text.replace(piece, "***")
     return text

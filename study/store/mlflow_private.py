@@ -1,9 +1,11 @@
 """MLflow's private parts this project relies on, each behind one small function.
 
-Checked against MLflow 3.17.2; `tests/test_private_apis.py` fails when one of them changes. The one
-name is `mlflow.store.db.utils._initialize_tables`, what MLflow runs on a new tracking database,
+Checked against MLflow 3.17.2; `tests/test_private_apis.py` fails when one of them changes. The names
+are `mlflow.store.db.utils._initialize_tables`, what MLflow runs on a new tracking database,
 which `study.store.mlflow_template.new_sqlite_store` runs once per machine to keep a template of an empty
-store. Nothing else in the package uses a private MLflow name.
+store, and `Dataset._to_mlflow_entity`, the one way to log a dataset input through `MlflowClient`
+rather than the fluent `mlflow.log_input` (`tests/test_mlflow_conventions.py` reads one back). Nothing
+else in the package uses a private MLflow name.
 """
 
 from __future__ import annotations
@@ -18,3 +20,9 @@ def create_tables(engine: Any) -> None:
     from mlflow.store.db.utils import _initialize_tables
 
     _initialize_tables(engine)
+
+
+def dataset_entity(dataset: Any) -> Any:
+    """`dataset._to_mlflow_entity()`: an `mlflow.data` dataset as the `mlflow.entities.Dataset` that
+    `MlflowClient.log_inputs` takes (inside a `DatasetInput`); what `mlflow.log_input` does itself."""
+    return dataset._to_mlflow_entity()

@@ -25,9 +25,10 @@ def new_sqlite_store(path: Path) -> None:
     alembic steps: 1.5-2.5 s of CPU on 2 cores, before the first trial of every new store); the
     copy is the database those steps produce (tables, indexes, schema revision), before MLflow adds
     its Default experiment, which it then adds to the copy as it would have. Nothing is ever half
-    made: the template is renamed into place once complete, the copy linked into place (a process
-    that created `path` first wins). If anything fails, `path` is left absent and MLflow creates
-    it the usual way.
+    made: the template is renamed into place once complete, the copy is checked (`empty_store`) and
+    only then linked into place (a process that created `path` first wins). A template that fails
+    the check (a disk fault, a file replaced by hand) is made again, once. If anything fails, `path`
+    is left absent and MLflow creates it the usual way.
     """
     import shutil
     import sqlite3
@@ -39,19 +40,15 @@ def new_sqlite_store(path: Path) -> None:
     making = folder / f".{template.name}.{os.getpid()}"
     copy = path.parent / f".{path.name}.{os.getpid()}.new"
     try:
-        if not template.exists():
-            import sqlalchemy
-
-            from study.store.mlflow_private import create_tables
-
-            folder.mkdir(parents=True, exist_ok=True)
-            engine = sqlalchemy.create_engine(f"sqlite:///{making}")
-            try:
-                create_tables(engine)
-            finally:
-                engine.dispose()
-            os.replace(making, template)
-        shutil.copyfile(template, copy)
+        for _ in range(2):
+            if not template.exists():
+                _make_template(making, template)
+            shutil.copyfile(template, copy)
+            if empty_store(copy):
+                break
+            template.unlink(missing_ok=True)  # unusable: made again from MLflow's migrations
+        else:
+            return  # no usable copy: MLflow creates the store itself
         with contextlib.suppress(FileExistsError):  # another process created it meanwhile
             os.link(copy, path)
     except Exception:  # noqa: BLE001, S110 - a cache or folder that cannot be written: MLflow creates the store
@@ -60,3 +57,40 @@ def new_sqlite_store(path: Path) -> None:
         for leftover in (making, copy):
             with contextlib.suppress(OSError):
                 leftover.unlink(missing_ok=True)
+
+
+def _make_template(making: Path, template: Path) -> None:
+    import sqlalchemy
+
+    from study.store.mlflow_private import create_tables
+
+    making.parent.mkdir(parents=True, exist_ok=True)
+    engine = sqlalchemy.create_engine(f"sqlite:///{making}")
+    try:
+        create_tables(engine)
+    finally:
+        engine.dispose()
+    os.replace(making, template)
+
+
+def empty_store(path: Path) -> bool:
+    """Whether `path` is an intact, empty MLflow tracking database: SQLite's quick check passes, it
+    has MLflow's tables and one schema revision, and no experiment yet. Read-only."""
+    import sqlite3
+
+    from study.store.locations import MLFLOW_TABLES
+
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            if connection.execute("PRAGMA quick_check").fetchall() != [("ok",)]:
+                return False
+            tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not MLFLOW_TABLES | {"alembic_version"} <= tables:
+                return False
+            revisions = connection.execute("SELECT count(*) FROM alembic_version").fetchone()[0]
+            return revisions == 1 and connection.execute("SELECT count(*) FROM experiments").fetchone()[0] == 0
+        finally:
+            connection.close()
+    except (sqlite3.Error, OSError):
+        return False

@@ -26,7 +26,9 @@ from study.spec.errors import StudyError
 from study.spec.hyperparameters import HYPERPARAMETERS
 from study.spec.settings import STORAGE_ENV
 from study.spec.sweep_file import SweepConfig
-from study.store.locations import StudyNotFound, mask_password, open_storage, resolve_storage, resolve_tracking_uri
+from study.store.locations import (
+    StudyNotFound, check_apart, mask_password, open_storage, resolve_storage, resolve_tracking_uri,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -56,7 +58,9 @@ class Stores:
         chosen = storage or os.environ.get(STORAGE_ENV) or (config.storage if config else None)
         if not chosen and isinstance(recorded_storage, str) and "***" not in recorded_storage:
             chosen = recorded_storage
-        return cls(resolve_storage(chosen, config), resolve_tracking_uri(tracking_uri, config))
+        storage_url, tracking = resolve_storage(chosen, config), resolve_tracking_uri(tracking_uri, config)
+        check_apart(storage_url, tracking)  # one file for both, or one's file where the other's folder goes
+        return cls(storage_url, tracking)
 
     @property
     def storage_shown(self) -> str:
@@ -137,10 +141,10 @@ def _joined(table: pd.DataFrame, study_name: str, tracking_uri: str, notes: list
 def require_mlflow_store(tracking_uri: str) -> None:
     """Refuse a local MLflow store that does not exist: opening it would create an empty one, and
     reading a study must write nothing."""
-    from study.store.locations import sqlite_path
+    from study.store.locations import local_file_exists, sqlite_path
 
     path = sqlite_path(tracking_uri)
-    if path is not None and not path.exists():
+    if local_file_exists(tracking_uri, "tracking URI", empty_is_absent=True) is False:
         raise StudyNotFound(f"no MLflow store at {path} (run `study sweep <file>` first, or pass --tracking-uri)")
 
 

@@ -1,6 +1,7 @@
-"""Stopping a process cleanly: Ctrl-C, SIGTERM, or a parent that died.
+"""Stopping a process cleanly: Ctrl-C, SIGTERM, SIGHUP, or a parent that died.
 
-`graceful_interrupts` turns SIGINT and SIGTERM into one `Interrupted` (a KeyboardInterrupt that
+`graceful_interrupts` turns SIGINT, SIGTERM and SIGHUP (the terminal closed, an SSH session ended;
+left alone under `nohup`, which ignores it) into one `Interrupted` (a KeyboardInterrupt that
 carries the reason the trial records), raised at once during training but never inside a write
 to the stores, so an epoch's metrics or a trial's record are written whole before the trial is
 marked (Optuna FAIL, MLflow KILLED) and the process exits 130.
@@ -25,7 +26,8 @@ import time
 from typing import Callable, Iterator
 
 CTRL_C = "interrupted by the user (Ctrl-C)"
-REASONS = {signal.SIGINT: CTRL_C, signal.SIGTERM: "stopped by SIGTERM (asked to end by the system or a scheduler)"}
+REASONS = {signal.SIGINT: CTRL_C, signal.SIGTERM: "stopped by SIGTERM (asked to end by the system or a scheduler)",
+           signal.SIGHUP: "stopped by SIGHUP (its terminal or session closed)"}
 STUCK_SECONDS = 4.0  # a handler that has not run by then never will soon: the main thread is in native code
 HARD_STOP_SECONDS = 15.0  # what the watchdog's own writes may take before it exits anyway
 
@@ -106,7 +108,7 @@ def request_stop(reason: str) -> None:
 
 @contextlib.contextmanager
 def graceful_interrupts(say: Callable[[str], None] | None = None, farewell: str = "") -> Iterator[None]:
-    """Turn SIGINT and SIGTERM into one `Interrupted`, raised outside any write to the stores.
+    """Turn SIGINT, SIGTERM and SIGHUP into one `Interrupted`, raised outside any write to the stores.
 
     A signal during a write is held until the write returns (checked every 50 ms). Once the
     interrupt is raised, further signals are ignored so that marking the trial cannot itself be
@@ -117,7 +119,7 @@ def graceful_interrupts(say: Callable[[str], None] | None = None, farewell: str 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    say = say or (lambda text: print(text, file=sys.stderr, flush=True))
+    say = _never_failing(say or (lambda text: print(text, file=sys.stderr, flush=True)))
     state = {"pending": False, "raised": False, "reason": CTRL_C}
 
     def on_signal(signum, frame) -> None:
@@ -148,9 +150,12 @@ def graceful_interrupts(say: Callable[[str], None] | None = None, farewell: str 
             return
         previous_hook(unraisable)
 
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    # Without a handler SIGHUP ends the process at once (exit 129) and its trial stays RUNNING until
+    # the heartbeat gives up on it. Under `nohup` it is ignored, and stays so: that is what was asked.
+    hangup = [signal.SIGHUP] if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN else []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, *hangup, signal.SIGALRM)}
+    for sig in (signal.SIGINT, signal.SIGTERM, *hangup):
+        signal.signal(sig, on_signal)
     signal.signal(signal.SIGALRM, on_alarm)
     sys.unraisablehook = on_unraisable
     watchdog = _Watchdog(state, say, farewell)
@@ -166,8 +171,19 @@ def graceful_interrupts(say: Callable[[str], None] | None = None, farewell: str 
             signal.signal(sig, handler)
 
 
+def _never_failing(say: Callable[[str], None]) -> Callable[[str], None]:
+    """`say`, made silent where it cannot write: after a SIGHUP the terminal is gone and writing to it
+    raises (EIO), which inside a signal handler or the watchdog would stop the stop itself."""
+
+    def safe(text: str) -> None:
+        with contextlib.suppress(OSError, ValueError):  # ValueError: a closed stream
+            say(text)
+
+    return safe
+
+
 class _Watchdog:
-    """Hears SIGINT and SIGTERM as they arrive (the C-level handler writes their numbers to a pipe)
+    """Hears SIGINT, SIGTERM and SIGHUP as they arrive (the C-level handler writes their numbers to a pipe)
     and stops the process when the main thread has not taken one within `STUCK_SECONDS`."""
 
     def __init__(self, state: dict, say: Callable[[str], None], farewell: str):
