@@ -518,8 +518,12 @@ def test_mlflow_never_prints_its_view_run_lines_with_the_tracking_password(monke
 
     from study.store.tracking import client_for
 
+    from study.store import tracking
+
     monkeypatch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "false")
-    client = client_for(f"http://study:{SECRET}@127.0.0.1:1")
+    url = f"http://study:{SECRET}@127.0.0.1:1"
+    monkeypatch.setattr(tracking, "_SERVERS_ANSWERED", {url})  # no server here: only the printing is tested
+    client = client_for(url)
     service = client._tracking_client
     run = SimpleNamespace(info=SimpleNamespace(experiment_id="1", run_name="trial-0000"), data=SimpleNamespace(tags={}))
     monkeypatch.setattr(service.store, "get_run", lambda run_id: run)

@@ -364,3 +364,52 @@ def test_each_new_kind_of_bad_input_is_in_the_readme_table():
                  "sweep-file-not-utf8", "sweep-file-unreadable", "sqlite-url-options", "pruner-never-stops",
                  "report-folder-blocked", "across-study-twice"):
         assert f"`{kind}`" in table, kind
+
+
+# --------------------------------------------------------------------------- the closing hostile pass
+
+
+def test_an_until_decided_cap_below_the_trials_is_one_line_naming_the_field(tiny_sweep, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    done = CliRunner().invoke(app, ["sweep", str(tiny_sweep(trials=3)), "--until-decided", "--max-trials", "1"])
+    assert done.exit_code == 2 and "Traceback" not in done.output, done.output
+    assert [line for line in done.output.splitlines() if line.startswith("error:")][0].count("decide.max_trials") == 1
+    assert not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["replicate", "x", "--seeds", "0"], "error: --seeds must be between 1 and 100 (got 0)"),
+    (["report", "x", "--compare", ""], "error: --compare '': name at least one dimension"),
+])
+def test_flags_out_of_range_or_empty_are_one_error_line(args, expected, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 2 and done.output.startswith(expected) and "Usage:" not in done.output, done.output
+
+
+def test_register_refuses_a_dimension_the_study_does_not_have(tiny_sweep, stores, scripted_training):
+    from study.search.sweep import run_sweep
+    from study.spec.sweep_file import load_sweep
+    from study.store.registry import register_best
+    from study.store.stores import Stores
+
+    scripted_training()
+    result = run_sweep(load_sweep(tiny_sweep(trials=3)), **stores)
+    with pytest.raises(ValueError, match=r"cannot compare by 'bogus': not a hyperparameter .* choose from cell"):
+        register_best(result.study_name, Stores(**stores), compare=["bogus"])
+
+
+def test_an_unreachable_tracking_server_is_one_line_for_every_command_in_seconds(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    started = time.monotonic()
+    done = CliRunner().invoke(app, ["doctor", "x", "--tracking-uri", "http://127.0.0.1:1"])
+    assert done.exit_code == 2 and done.output.startswith("error: ") and "Traceback" not in done.output, done.output
+    assert time.monotonic() - started < 30  # MLflow alone retries for minutes
+
+
+def test_a_short_password_is_masked_in_the_url_without_garbling_the_drivers_words():
+    from study.store.locations import redact
+
+    url = "postgresql://u:p@127.0.0.1:1/db"
+    said = redact(f'cannot use {url}: connection to server at "127.0.0.1", port 1 failed', url)
+    assert "postgresql://u:***@127.0.0.1:1/db" in said and "port 1 failed" in said and ":p@" not in said

@@ -239,7 +239,7 @@ def rerun(
 @app.command()
 def replicate(
     study_name: str = typer.Argument(..., metavar="STUDY"),
-    seeds: int = typer.Option(3, "--seeds", min=1, max=100, help="new seeds per compared value"),
+    seeds: int = typer.Option(3, "--seeds", help="new seeds per compared value (1 to 100)"),
     compare: Optional[str] = typer.Option(None, "--compare", help="comma-separated dimensions (default: the scientific ones)"),
     storage: Optional[str] = StorageOption,
     tracking_uri: Optional[str] = TrackingOption,
@@ -249,6 +249,8 @@ def replicate(
     from study.store.stores import Stores
 
     with exit_codes():
+        if not 1 <= seeds <= 100:  # checked here, not by click, for one `error:` line instead of its usage text
+            raise ConfigError(f"--seeds must be between 1 and 100 (got {seeds})")
         dimensions = compared_dimensions(compare)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("replicates", total=None)
@@ -351,8 +353,8 @@ def report(
     from study.reporting.build import build_report
     from study.reporting.across_page import build_across_report
 
-    dimensions = compare.split(",") if compare else None
     with exit_codes():
+        dimensions = compared_dimensions(compare)
         with console.status("building the report") as status:
             if len(targets) == 1:
                 result = build_report(targets[0], out=out, compare=dimensions, formats=formats, storage=storage,

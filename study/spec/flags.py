@@ -23,8 +23,10 @@ REPORT_FOLDERS = ("tables", "figures")
 def compared_dimensions(compare: str | list[str] | None, most: int | None = None) -> list[str] | None:
     """`--compare cell,units` as a list (None when not given); ConfigError for an empty name, a name
     given twice, or more than `most` names."""
-    if not compare:
+    if compare is None:
         return None
+    if isinstance(compare, str) and not compare.strip():
+        raise ConfigError("--compare '': name at least one dimension, e.g. --compare cell (or leave the flag out)")
     names = [str(name).strip() for name in (compare.split(",") if isinstance(compare, str) else compare)]
     given = ",".join(names)
     if not all(names):

@@ -442,11 +442,11 @@ def until_decided(sweep: Sweep, asked: bool, max_trials: int | None) -> Sweep:
         raise ConfigError("--max-trials: only with --until-decided, or a `decide:` section in the sweep file")
     if not asked and max_trials is None:
         return sweep
-    if decide is None:
-        decide = Decide(max_trials=max_trials or 4 * sweep.config.trials)
-    elif max_trials is not None:
-        decide = decide.model_copy(update={"max_trials": max_trials})
-    data = {**sweep.config.model_dump(mode="json", exclude_none=True), "decide": decide.model_dump(exclude_none=True)}
+    asked_for = (decide.model_dump(exclude_none=True) if decide is not None else
+                 {"max_trials": max_trials or 4 * sweep.config.trials})
+    if max_trials is not None:
+        asked_for["max_trials"] = max_trials  # checked below with the rest, as if the file said it
+    data = {**sweep.config.model_dump(mode="json", exclude_none=True), "decide": asked_for}
     config = parse_config(data, source=f"{sweep.path} with --until-decided")
     return Sweep(config=config, path=sweep.path, file_sha256=sweep.file_sha256)
 

@@ -568,7 +568,8 @@ def redact(text: str, url: str) -> str:
 
     The pieces of a password are masked too: a driver that parsed `user:top@secret@host` its own way
     echoes `secret@host` as the host it could not find. A piece of 2 characters or more is masked
-    before an `@` or after a `:`, and anywhere once it has 4 (shorter ones would mask ordinary words).
+    before an `@` or after a `:`, and anywhere once it has 4 (shorter ones would mask ordinary words);
+    a password of 1-3 characters is masked only where the URL's own form `:secret@` is echoed.
     """
     try:
         password = urllib.parse.urlsplit(url).password
@@ -578,7 +579,9 @@ def redact(text: str, url: str) -> str:
     text = text.replace(url, mask_password(url))
     secrets = [s for secret in filter(None, [password, *found]) for s in {secret, urllib.parse.unquote(secret)}]
     for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
+        text = text.replace(f":{secret}@", ":***@")
+        if len(secret) >= 4:  # anywhere; a shorter one would mask letters of ordinary words ("p" in "port")
+            text = text.replace(secret, "***")
     pieces = {piece for secret in secrets for piece in re.split(r"[@:/]", secret) if len(piece) >= 2}
     for piece in sorted(pieces, key=len, reverse=True):
         text = text.replace(f"{piece}@", "***@").replace(f":{piece}", ":***")

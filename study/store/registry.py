@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from study.analysis.scoring import best_per_value
+from study.spec.hyperparameters import HYPERPARAMETERS
 from study.store.parent_summary import VERDICT_TAG
 from study.store.stores import Stores
 from study.store.tracking import client_for, load_runs
@@ -55,6 +56,11 @@ def register_best(study_name: str, stores: Stores, compare: list[str] | None = N
         raise LookupError(f"study {study_name!r} has no trials to register")
     config = load_trial(study_name, int(table["trial"].iloc[0]), stores.optuna_storage()).config
     dimensions = compare if compare is not None else list(config.scientific)
+    choices = [name for name in HYPERPARAMETERS if name in table]
+    for dimension in dimensions:
+        if dimension not in choices:
+            raise ValueError(f"cannot compare by {dimension!r}: not a hyperparameter of study {study_name!r}; "
+                             f"choose from {', '.join(choices)}")
     score = f"best_{config.objective.metric}"
     best = best_per_value(table, dimensions, score=score, direction=config.objective.direction,
                           config=config).dropna(subset=["trial"])

@@ -34,7 +34,7 @@ from mlflow.tracking import MlflowClient
 
 from study.spec.states import MLFLOW_STATUS
 from study.store.locations import (
-    StudyNotFound, check_store_kind, local_file_exists, prepare_local_store, sqlite_path,
+    StudyNotFound, check_store_kind, check_tracking_reachable, local_file_exists, prepare_local_store, sqlite_path,
 )
 from study.store.mlflow_template import new_sqlite_store
 from study.store.owners import owner_alive, process_owner
@@ -51,6 +51,9 @@ def quiet_mlflow() -> None:
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
     # Downloading a run's artifacts (models, configs for reports) would print a tqdm bar per file.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+_SERVERS_ANSWERED: set[str] = set()  # tracking servers this process has seen answer once
 
 
 def client_for(tracking_uri: str, create: bool = False) -> MlflowClient:
@@ -75,6 +78,9 @@ def client_for(tracking_uri: str, create: bool = False) -> MlflowClient:
         if create and not path.exists():
             new_sqlite_store(path)
         check_store_kind(tracking_uri, "tracking URI")
+    elif tracking_uri.startswith(("http://", "https://")) and tracking_uri not in _SERVERS_ANSWERED:
+        check_tracking_reachable(tracking_uri)  # one line in seconds; MLflow would retry for minutes
+        _SERVERS_ANSWERED.add(tracking_uri)
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     # A tracking server that is gone is said in seconds, not after MLflow's minutes of retries
     # (7 with doubling waits); a sweep then stops with one line (study.store.locations.StoreFailed).
